@@ -1,0 +1,130 @@
+//! The connection table: one hash index per zone, created on first use.
+//!
+//! Lookups take no lock: they pin a crossbeam-epoch guard (once per batch) and probe the
+//! zone's [`raw::Index`]. Writers (insert, removal, rebuild) hold the zone's lock, so two
+//! zones never contend and a zone flush or dump touches only that zone. The pointer-level code
+//! and its safety argument are in [`raw`], the only module with `unsafe`.
+//!
+//! # Lock order
+//! `ZoneTable::writer` (the zone lock), then an expiration list's lock (`raw::ExpList`), then
+//! the tracker's limits lock. A connection's own state lock is never held while taking any of
+//! them.
+
+#[allow(unsafe_code)]
+pub(crate) mod raw;
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use crossbeam_epoch::Guard;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::conn::Conn;
+use crate::key::ConnKey;
+use crate::time::Tick;
+use crate::zone::ZoneAcct;
+use raw::{Index, IndexWriter};
+
+/// What the zone lock guards.
+#[derive(Debug, Default)]
+pub(crate) struct ZoneWriter {
+    pub(crate) index: IndexWriter,
+    pub(crate) acct: ZoneAcct,
+}
+
+/// One zone's connections.
+#[derive(Debug)]
+pub(crate) struct ZoneTable {
+    pub(crate) index: Index,
+    writer: Mutex<ZoneWriter>,
+    /// Connections indexed (mirrors `writer.index.live`, readable without the lock).
+    count: AtomicU32,
+}
+
+impl ZoneTable {
+    fn new() -> Self {
+        Self {
+            index: Index::new(),
+            writer: Mutex::new(ZoneWriter::default()),
+            count: AtomicU32::new(0),
+        }
+    }
+
+    /// The live connection `key` belongs to, and whether `key` is its reply direction.
+    pub(crate) fn lookup<'g>(
+        &self,
+        key: &ConnKey,
+        hash: u64,
+        now: Tick,
+        guard: &'g Guard,
+    ) -> Option<(&'g Conn, bool)> {
+        let mut reply = false;
+        let conn = self.index.find(hash, guard, |c| {
+            if c.is_expired(now) {
+                return false;
+            }
+            if c.key == *key {
+                reply = false;
+                true
+            } else if c.key.is_reverse_of(key) {
+                reply = true;
+                true
+            } else {
+                false
+            }
+        })?;
+        Some((conn, reply))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ZoneWriter> {
+        self.writer.lock()
+    }
+
+    /// Connections in the zone (expired ones not yet swept included).
+    pub(crate) fn count(&self) -> u32 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Updates the lock-free count from the writer's bookkeeping.
+    pub(crate) fn publish_count(&self, writer: &ZoneWriter) {
+        self.count
+            .store(writer.index.live() as u32, Ordering::Relaxed);
+    }
+}
+
+/// Every zone's table, allocated on first use and kept until the tracker is dropped.
+#[derive(Debug)]
+pub(crate) struct ZoneDir {
+    zones: Box<[OnceLock<Box<ZoneTable>>]>,
+}
+
+impl ZoneDir {
+    pub(crate) fn new() -> Self {
+        Self {
+            zones: (0..=u16::MAX).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    pub(crate) fn get(&self, zone: u16) -> Option<&ZoneTable> {
+        self.zones[usize::from(zone)].get().map(|b| &**b)
+    }
+
+    pub(crate) fn get_or_create(&self, zone: u16) -> &ZoneTable {
+        self.zones[usize::from(zone)].get_or_init(|| Box::new(ZoneTable::new()))
+    }
+
+    /// Zones that have a table, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u16, &ZoneTable)> {
+        self.zones
+            .iter()
+            .enumerate()
+            .filter_map(|(z, t)| t.get().map(|t| (z as u16, &**t)))
+    }
+
+    /// Frees every connection still indexed (tracker drop).
+    pub(crate) fn free_all(&mut self, freed: &std::sync::atomic::AtomicU64) {
+        for t in self.zones.iter_mut().filter_map(OnceLock::get_mut) {
+            t.index.free_all(freed);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! ctrack-server: the `ctrackd` binary's library.
+//!
+//! * [`replay`]: `ctrackd replay`, the engine run over a capture file (conformance with OVS's
+//!   `test-conntrack pcap`, offline analysis).
+//! * [`pcap`]: a streaming reader of pcap and pcapng files.
+//! * [`ovs_format`]: connections in OVS's `dpctl/dump-conntrack -m -s` line format.
+#![forbid(unsafe_code)]
+
+pub mod ovs_format;
+pub mod pcap;
+pub mod replay;
