@@ -62,19 +62,35 @@ fn free_fields(line: &str) -> String {
 #[test]
 fn every_fixture_matches_ovs() {
     let mut cases = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(fixtures()).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(fixtures())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     entries.sort();
-    for pcap in entries.iter().filter(|p| p.extension().is_some_and(|e| e == "pcap")) {
+    for pcap in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+    {
         let args_file = pcap.with_extension("args");
         let extra = std::fs::read_to_string(&args_file).unwrap_or_default();
         let expected = std::fs::read_to_string(pcap.with_extension("out")).unwrap();
         let actual = replay(pcap, &extra);
         let (exp_head, exp_dump) = normalise(&expected);
         let (act_head, act_dump) = normalise(&actual);
-        assert_eq!(act_head, exp_head, "{}: per-packet output differs", pcap.display());
+        assert_eq!(
+            act_head,
+            exp_head,
+            "{}: per-packet output differs",
+            pcap.display()
+        );
         assert_eq!(act_dump, exp_dump, "{}: dump differs", pcap.display());
         if !expected.contains("--- conntrack dump") {
-            assert_eq!(actual, expected, "{}: output differs byte for byte", pcap.display());
+            assert_eq!(
+                actual,
+                expected,
+                "{}: output differs byte for byte",
+                pcap.display()
+            );
         }
         cases += 1;
     }

@@ -4,7 +4,9 @@
 
 use std::net::IpAddr;
 
-use ctrack_core::{ConnEntry, ConnKey, CtState, Endpoint, Family, Filter, Frame, ProcessOptions, Tick, Tracker};
+use ctrack_core::{
+    ConnEntry, ConnKey, CtState, Endpoint, Family, Filter, Frame, ProcessOptions, Tick, Tracker,
+};
 
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
@@ -16,10 +18,28 @@ pub const URG: u8 = 0x20;
 /// The transport part of a test packet.
 #[derive(Clone, Debug)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, win: u16, options: Vec<u8>, payload: Vec<u8> },
-    Udp { sport: u16, dport: u16, payload: Vec<u8> },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        seq: u32,
+        ack: u32,
+        flags: u8,
+        win: u16,
+        options: Vec<u8>,
+        payload: Vec<u8>,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+        payload: Vec<u8>,
+    },
     /// ICMP (v4) or ICMPv6, by the packet's family; `rest` is bytes 4..8 (id and sequence).
-    Icmp { ty: u8, code: u8, rest: [u8; 4], payload: Vec<u8> },
+    Icmp {
+        ty: u8,
+        code: u8,
+        rest: [u8; 4],
+        payload: Vec<u8>,
+    },
     /// Any protocol, bytes as given (no checksum computed).
     Raw { proto: u8, bytes: Vec<u8> },
 }
@@ -81,9 +101,18 @@ impl Pkt {
 
     fn l4_bytes(&self) -> Vec<u8> {
         match &self.l4 {
-            L4::Tcp { sport, dport, seq, ack, flags, win, options, payload } => {
+            L4::Tcp {
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                win,
+                options,
+                payload,
+            } => {
                 let hlen = 20 + options.len();
-                assert!(hlen % 4 == 0, "TCP options must be padded");
+                assert!(hlen.is_multiple_of(4), "TCP options must be padded");
                 let mut b = Vec::new();
                 b.extend(sport.to_be_bytes());
                 b.extend(dport.to_be_bytes());
@@ -97,7 +126,11 @@ impl Pkt {
                 b.extend(payload);
                 b
             }
-            L4::Udp { sport, dport, payload } => {
+            L4::Udp {
+                sport,
+                dport,
+                payload,
+            } => {
                 let mut b = Vec::new();
                 b.extend(sport.to_be_bytes());
                 b.extend(dport.to_be_bytes());
@@ -106,7 +139,12 @@ impl Pkt {
                 b.extend(payload);
                 b
             }
-            L4::Icmp { ty, code, rest, payload } => {
+            L4::Icmp {
+                ty,
+                code,
+                rest,
+                payload,
+            } => {
                 let mut b = vec![*ty, *code, 0, 0];
                 b.extend(rest);
                 b.extend(payload);
@@ -144,7 +182,7 @@ impl Pkt {
                     l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
                 }
                 let ihl = 20 + self.ipv4_options.len();
-                assert!(ihl % 4 == 0, "IPv4 options must be padded");
+                assert!(ihl.is_multiple_of(4), "IPv4 options must be padded");
                 let total = ihl + l4.len();
                 let mut h = vec![0x40 | (ihl / 4) as u8, 0];
                 h.extend((total as u16).to_be_bytes());
@@ -165,7 +203,11 @@ impl Pkt {
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 if let Some(at) = csum_at {
                     let len = l4.len() as u64;
-                    let pseudo = sum(&s.octets()) + sum(&d.octets()) + (len >> 16) + (len & 0xffff) + u64::from(proto);
+                    let pseudo = sum(&s.octets())
+                        + sum(&d.octets())
+                        + (len >> 16)
+                        + (len & 0xffff)
+                        + u64::from(proto);
                     let mut c = finish(pseudo + sum(&l4));
                     if proto == 17 && c == 0 {
                         c = 0xffff;
@@ -179,7 +221,11 @@ impl Pkt {
                 for (i, (ty, body)) in self.ipv6_ext.iter().enumerate() {
                     let next = self.ipv6_ext.get(i + 1).map_or(proto, |(t, _)| *t);
                     let total = 2 + body.len();
-                    let len_field = if *ty == 51 { (total / 4 - 2) as u8 } else { (total / 8).saturating_sub(1) as u8 };
+                    let len_field = if *ty == 51 {
+                        (total / 4 - 2) as u8
+                    } else {
+                        (total / 8).saturating_sub(1) as u8
+                    };
                     ext.push(next);
                     ext.push(len_field);
                     ext.extend(body);
@@ -206,7 +252,14 @@ impl Pkt {
             f.extend(tpid.to_be_bytes());
             f.extend(vid.to_be_bytes());
         }
-        f.extend(if self.src.is_ipv4() { 0x0800u16 } else { 0x86ddu16 }.to_be_bytes());
+        f.extend(
+            if self.src.is_ipv4() {
+                0x0800u16
+            } else {
+                0x86ddu16
+            }
+            .to_be_bytes(),
+        );
         f.extend(self.ip_packet());
         f.extend(&self.trailer);
         f
@@ -214,7 +267,11 @@ impl Pkt {
 
     /// The key this packet carries (for ICMP queries, types as OVS keys them).
     pub fn key(&self, zone: u16) -> ConnKey {
-        let family = if self.src.is_ipv4() { Family::V4 } else { Family::V6 };
+        let family = if self.src.is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
         let (mut s, mut d) = (Endpoint::new(self.src, 0), Endpoint::new(self.dst, 0));
         match &self.l4 {
             L4::Tcp { sport, dport, .. } | L4::Udp { sport, dport, .. } => {
@@ -240,7 +297,13 @@ impl Pkt {
             }
             L4::Raw { .. } => {}
         }
-        ConnKey { src: s, dst: d, zone, proto: self.proto(), family }
+        ConnKey {
+            src: s,
+            dst: d,
+            zone,
+            proto: self.proto(),
+            family,
+        }
     }
 }
 
@@ -248,33 +311,97 @@ pub fn tcp(src: &str, sport: u16, dst: &str, dport: u16, flags: u8, seq: u32, ac
     Pkt::new(
         src,
         dst,
-        L4::Tcp { sport, dport, seq, ack, flags, win: 65535, options: Vec::new(), payload: Vec::new() },
+        L4::Tcp {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            win: 65535,
+            options: Vec::new(),
+            payload: Vec::new(),
+        },
     )
 }
 
-pub fn tcp_data(src: &str, sport: u16, dst: &str, dport: u16, flags: u8, seq: u32, ack: u32, len: usize) -> Pkt {
-    Pkt::new(src, dst, L4::Tcp { sport, dport, seq, ack, flags, win: 65535, options: Vec::new(), payload: vec![0x61; len] })
+#[allow(clippy::too_many_arguments)]
+pub fn tcp_data(
+    src: &str,
+    sport: u16,
+    dst: &str,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    len: usize,
+) -> Pkt {
+    Pkt::new(
+        src,
+        dst,
+        L4::Tcp {
+            sport,
+            dport,
+            seq,
+            ack,
+            flags,
+            win: 65535,
+            options: Vec::new(),
+            payload: vec![0x61; len],
+        },
+    )
 }
 
 pub fn udp(src: &str, sport: u16, dst: &str, dport: u16) -> Pkt {
-    Pkt::new(src, dst, L4::Udp { sport, dport, payload: b"hello".to_vec() })
+    Pkt::new(
+        src,
+        dst,
+        L4::Udp {
+            sport,
+            dport,
+            payload: b"hello".to_vec(),
+        },
+    )
 }
 
 pub fn icmp(src: &str, dst: &str, ty: u8, code: u8, id: u16, seq: u16) -> Pkt {
     let [a, b] = id.to_be_bytes();
     let [c, d] = seq.to_be_bytes();
-    Pkt::new(src, dst, L4::Icmp { ty, code, rest: [a, b, c, d], payload: vec![0; 8] })
+    Pkt::new(
+        src,
+        dst,
+        L4::Icmp {
+            ty,
+            code,
+            rest: [a, b, c, d],
+            payload: vec![0; 8],
+        },
+    )
 }
 
 /// An ICMP (v4) or ICMPv6 error from `src` to `dst` quoting `quoted`'s IP packet.
 pub fn icmp_error(src: &str, dst: &str, ty: u8, code: u8, quoted: &Pkt) -> Pkt {
     let mut inner = quoted.ip_packet();
-    inner.truncate(if quoted.src.is_ipv4() { 28 + quoted.ipv4_options.len() } else { 48 + 32 });
-    Pkt::new(src, dst, L4::Icmp { ty, code, rest: [0; 4], payload: inner })
+    inner.truncate(if quoted.src.is_ipv4() {
+        28 + quoted.ipv4_options.len()
+    } else {
+        48 + 32
+    });
+    Pkt::new(
+        src,
+        dst,
+        L4::Icmp {
+            ty,
+            code,
+            rest: [0; 4],
+            payload: inner,
+        },
+    )
 }
 
 fn sum(data: &[u8]) -> u64 {
-    data.chunks(2).map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum()
+    data.chunks(2)
+        .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum()
 }
 
 fn finish(mut acc: u64) -> u16 {
@@ -300,7 +427,12 @@ impl Default for Harness {
 
 impl Harness {
     pub fn new(tracker: Tracker) -> Self {
-        Self { tracker, opts: ProcessOptions::default(), zone: 0, now: Tick::from_millis(1_000_000) }
+        Self {
+            tracker,
+            opts: ProcessOptions::default(),
+            zone: 0,
+            now: Tick::from_millis(1_000_000),
+        }
     }
 
     /// Advances the clock by `secs` seconds.
@@ -310,7 +442,8 @@ impl Harness {
 
     pub fn send(&self, p: &Pkt) -> CtState {
         let frame = p.frame();
-        self.tracker.process(Frame::Ethernet(&frame), self.zone, &self.opts, self.now)
+        self.tracker
+            .process(Frame::Ethernet(&frame), self.zone, &self.opts, self.now)
     }
 
     /// `send`, formatted like OVS (`new|trk`, ...).
