@@ -10,8 +10,9 @@
 //! * `state`: the protocol state and counters, behind the connection's own lock.
 //!
 //! # Lock order
-//! `conn.state` is never held while taking another lock. Removal takes the zone lock, then the
-//! expiration list's lock (see `table::raw`).
+//! `conn.state` is never held while taking another lock (it may be taken under the zone lock
+//! to snapshot the connection). Removal takes the zone lock, then the expiration list's lock
+//! (see `table`).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 

@@ -6,9 +6,10 @@
 //! and its safety argument are in [`raw`], the only module with `unsafe`.
 //!
 //! # Lock order
-//! `ZoneTable::writer` (the zone lock), then an expiration list's lock (`raw::ExpList`), then
-//! the tracker's limits lock. A connection's own state lock is never held while taking any of
-//! them.
+//! `ZoneTable::writer` (the zone lock) first; while holding it, code may take an expiration
+//! list's lock (`raw::ExpList`), the tracker's limits lock, or a connection's state lock (to
+//! snapshot it for an event). A connection's state lock is never held while taking any other
+//! lock, and no path takes the zone lock while holding one of the others.
 
 #[allow(unsafe_code)]
 pub(crate) mod raw;
