@@ -3,12 +3,18 @@
 //!
 //! `cargo run --release -p ctrack-core --example conn_memory -- [N] [udp|tcp]`
 
+#![allow(clippy::disallowed_macros)] // an example program prints; the engine itself does not
+
 use ctrack_core::tracker::CONNECTION_SIZE;
 use ctrack_core::{Config, Frame, ProcessOptions, Tick, Tracker};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -20,10 +26,26 @@ fn frame(i: u32, tcp: bool) -> Vec<u8> {
     let total = 20 + l4_len;
     let src = (10u32 << 24) | (i >> 15);
     let sport = (i & 0x7fff) as u16 + 1;
-    let mut ip = vec![0x45, 0, 0, total as u8, 0, 0, 0x40, 0, 64, if tcp { 6 } else { 17 }, 0, 0];
+    let mut ip = vec![
+        0x45,
+        0,
+        0,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        if tcp { 6 } else { 17 },
+        0,
+        0,
+    ];
     ip.extend(src.to_be_bytes());
     ip.extend([192, 0, 2, 1]);
-    let mut sum: u32 = ip.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    let mut sum: u32 = ip
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+        .sum();
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
@@ -42,10 +64,19 @@ fn frame(i: u32, tcp: bool) -> Vec<u8> {
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let n: u32 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
     let tcp = args.next().as_deref() == Some("tcp");
-    let tracker = Tracker::new(Config { max_conns: 0, ..Config::default() });
-    let opts = ProcessOptions { verify_checksums: false, ..ProcessOptions::default() };
+    let tracker = Tracker::new(Config {
+        max_conns: 0,
+        ..Config::default()
+    });
+    let opts = ProcessOptions {
+        verify_checksums: false,
+        ..ProcessOptions::default()
+    };
     let frames: Vec<Vec<u8>> = (0..n).map(|i| frame(i, tcp)).collect();
     let before = rss_bytes();
     for f in &frames {
@@ -54,7 +85,13 @@ fn main() {
     let after = rss_bytes();
     let created = tracker.connection_count();
     assert_eq!(created, u64::from(n), "every frame created a connection");
-    println!("connections: {created} ({})", if tcp { "tcp" } else { "udp" });
+    println!(
+        "connections: {created} ({})",
+        if tcp { "tcp" } else { "udp" }
+    );
     println!("size_of connection: {CONNECTION_SIZE} bytes");
-    println!("resident growth: {:.1} bytes per connection", (after - before) as f64 / f64::from(n));
+    println!(
+        "resident growth: {:.1} bytes per connection",
+        (after - before) as f64 / f64::from(n)
+    );
 }

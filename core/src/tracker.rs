@@ -477,6 +477,12 @@ impl Tracker {
         let mut i = *cursor;
         let mut partial = false;
         while i < EXPIRATION_LISTS {
+            // The budget is checked before each list, so a pass always ends between lists
+            // and the next one resumes at the first list not yet walked (as OVS does).
+            if scanned > budget {
+                partial = true;
+                break;
+            }
             self.lists[i].walk(&guard, |conn| {
                 if conn.is_expired(now) && self.remove(conn, DestroyReason::Expired, now, &guard) {
                     expired += 1;
@@ -484,13 +490,8 @@ impl Tracker {
                 scanned += 1;
                 true
             });
-            if scanned > budget {
-                partial = true;
-                break;
-            }
             i += 1;
         }
-        // A pass that stopped resumes at the list it was in (OVS does the same).
         *cursor = if partial { i } else { 0 };
         drop(cursor);
         stats::bump(&self.counters.sweeps);
