@@ -66,12 +66,17 @@ pub(crate) struct Parsed {
     pub(crate) tcp: TcpSegment,
     /// Length of the IP packet (header included, link padding excluded), for byte counters.
     pub(crate) l3_len: u32,
+    /// The first byte of the L4 header (0 if none): the ICMP type, also for the ICMP protocol
+    /// numbers seen in the other family, which OVS judges by number alone.
+    pub(crate) l4_type: u8,
 }
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// Smallest ethertype; smaller values are 802.3 length fields.
+const ETHERTYPE_MIN: u16 = 0x0600;
 const MAX_VLAN_TAGS: usize = 2;
 
 const IPV6_HOPOPTS: u8 = 0;
@@ -94,6 +99,7 @@ pub(crate) fn parse(frame: Frame<'_>, zone: u16, verify_l4: bool) -> Result<Pars
         Frame::L3 { ethertype, data } => (ethertype, data),
     };
     let (ethertype, l3) = strip_vlan_tags(ethertype, l3)?;
+    let (ethertype, l3) = strip_llc_snap(ethertype, l3)?;
     match ethertype {
         ETHERTYPE_IPV4 => parse_ipv4(l3, zone, verify_l4),
         ETHERTYPE_IPV6 => parse_ipv6(l3, zone, verify_l4),
@@ -110,6 +116,25 @@ fn strip_vlan_tags(mut ethertype: u16, mut data: &[u8]) -> Result<(u16, &[u8]), 
         data = data.get(4..).ok_or(InvalidReason::L3Malformed)?;
     }
     Ok((ethertype, data))
+}
+
+/// An 802.3 length field (below 0x600) followed by an LLC/SNAP header with the Ethernet
+/// organisation code carries the real ethertype in the SNAP header (OVS `parse_ethertype`).
+fn strip_llc_snap(ethertype: u16, data: &[u8]) -> Result<(u16, &[u8]), InvalidReason> {
+    if ethertype >= ETHERTYPE_MIN {
+        return Ok((ethertype, data));
+    }
+    match data {
+        [0xaa, 0xaa, 0x03, 0, 0, 0, hi, lo, rest @ ..] => {
+            let inner = u16::from_be_bytes([*hi, *lo]);
+            if inner >= ETHERTYPE_MIN {
+                Ok((inner, rest))
+            } else {
+                Err(InvalidReason::NotIp)
+            }
+        }
+        _ => Err(InvalidReason::NotIp),
+    }
 }
 
 fn parse_ipv4(d: &[u8], zone: u16, verify_l4: bool) -> Result<Parsed, InvalidReason> {
@@ -237,11 +262,13 @@ impl IpHeader {
 
 fn parse_l4(ip: &IpHeader, l4: &[u8], zone: u16, verify: bool) -> Result<Parsed, InvalidReason> {
     let mut key = ip.key(zone);
+    let l4_type = l4.first().copied().unwrap_or(0);
     let mut parsed = Parsed {
         key,
         related: false,
         tcp: TcpSegment::default(),
         l3_len: 0,
+        l4_type,
     };
     match (ip.proto, ip.family) {
         (proto::TCP, _) => {
@@ -395,11 +422,12 @@ pub(crate) fn reverse_icmp4_type(t: u8) -> u8 {
     }
 }
 
-/// Whether an ICMP/ICMPv6 message of type `t` may open a connection (a request).
-pub(crate) fn icmp_is_request(family: Family, t: u8) -> bool {
-    match family {
-        Family::V4 => matches!(t, 8 | 13 | 15),
-        Family::V6 => t == 128,
+/// Whether an ICMP (`proto` 1) or ICMPv6 (`proto` 58) message of type `t` may open a
+/// connection (a request). OVS decides by protocol number, whatever the IP version.
+pub(crate) fn icmp_is_request(nw_proto: u8, t: u8) -> bool {
+    match nw_proto {
+        proto::ICMP => matches!(t, 8 | 13 | 15),
+        _ => t == 128,
     }
 }
 

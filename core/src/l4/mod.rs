@@ -9,7 +9,7 @@ mod tcp;
 
 pub use tcp::{TcpPeerInfo, TcpState};
 
-use crate::key::{Family, proto};
+use crate::key::proto;
 use crate::packet::{Parsed, icmp_is_request};
 use crate::policy::TimeoutAttr;
 use crate::verdict::InvalidReason;
@@ -60,13 +60,13 @@ pub(crate) enum L4State {
 }
 
 impl L4State {
-    /// The state of a connection created by `pkt`, with its first timeout.
+    /// The state of a connection created by `pkt`, with its first timeout. The machine is
+    /// chosen by protocol number alone, as OVS's `l4_protos[]` table is (so ICMPv6's number
+    /// in an IPv4 packet gets the ICMP machine, though it is keyed on addresses only).
     pub(crate) fn new(pkt: &Parsed) -> (Self, TimeoutAttr) {
-        match (pkt.key.proto, pkt.key.family) {
-            (proto::TCP, _) => (Self::Tcp(TcpConn::new(&pkt.tcp)), TimeoutAttr::TcpSynSent),
-            (proto::ICMP, Family::V4) | (proto::ICMPV6, Family::V6) => {
-                (Self::Icmp(IcmpState::First), TimeoutAttr::IcmpFirst)
-            }
+        match pkt.key.proto {
+            proto::TCP => (Self::Tcp(TcpConn::new(&pkt.tcp)), TimeoutAttr::TcpSynSent),
+            proto::ICMP | proto::ICMPV6 => (Self::Icmp(IcmpState::First), TimeoutAttr::IcmpFirst),
             _ => (Self::Other(OtherState::First), TimeoutAttr::UdpFirst),
         }
     }
@@ -87,12 +87,12 @@ impl L4State {
     }
 }
 
-/// Whether `pkt` may create a connection (OVS `valid_new`).
+/// Whether `pkt` may create a connection (OVS `valid_new`, chosen by protocol number).
 pub(crate) fn valid_new(pkt: &Parsed) -> Result<(), InvalidReason> {
-    match (pkt.key.proto, pkt.key.family) {
-        (proto::TCP, _) => tcp::valid_new(pkt.tcp.flags),
-        (proto::ICMP, Family::V4) | (proto::ICMPV6, Family::V6) => {
-            if icmp_is_request(pkt.key.family, pkt.key.src.icmp_type) {
+    match pkt.key.proto {
+        proto::TCP => tcp::valid_new(pkt.tcp.flags),
+        proto::ICMP | proto::ICMPV6 => {
+            if icmp_is_request(pkt.key.proto, pkt.l4_type) {
                 Ok(())
             } else {
                 Err(InvalidReason::CannotCreate)
