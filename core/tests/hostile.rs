@@ -88,23 +88,6 @@ fn get16(f: &[u8], at: usize) -> Option<usize> {
     ])))
 }
 
-fn set16(f: &mut [u8], at: usize, v: u16) {
-    f[at..at + 2].copy_from_slice(&v.to_be_bytes());
-}
-
-fn ones_sum(data: &[u8]) -> u64 {
-    data.chunks(2)
-        .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum()
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 /// Offset of the IP header (after at most two VLAN tags), if the frame is long enough.
 fn l3_offset(frame: &[u8]) -> Option<usize> {
     let mut at = 12;

@@ -89,20 +89,6 @@ fn expect(h: &Harness, p: &Pkt, want: &str) {
     expect_frame(h, &p.frame(), want);
 }
 
-/// Ones'-complement sum of 16-bit big-endian words (odd length padded with zero).
-fn ones_sum(data: &[u8]) -> u64 {
-    data.chunks(2)
-        .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
-        .sum()
-}
-
-fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    !(acc as u16)
-}
-
 /// Offset of the IP header in an Ethernet frame (after any VLAN tags).
 fn l3_offset(frame: &[u8]) -> usize {
     let mut at = 12;
@@ -184,10 +170,6 @@ fn edited(p: &Pkt, edit: impl FnOnce(&mut Vec<u8>, usize)) -> Vec<u8> {
     edit(&mut f, l3);
     fix_checksums(&mut f);
     f
-}
-
-fn set16(f: &mut [u8], at: usize, v: u16) {
-    f[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 fn get16(f: &[u8], at: usize) -> u16 {

@@ -170,9 +170,12 @@ impl Pkt {
                     let pseudo = if proto == 1 {
                         0
                     } else {
-                        sum(&s.octets()) + sum(&d.octets()) + u64::from(proto) + l4.len() as u64
+                        ones_sum(&s.octets())
+                            + ones_sum(&d.octets())
+                            + u64::from(proto)
+                            + l4.len() as u64
                     };
-                    let mut c = finish(pseudo + sum(&l4));
+                    let mut c = fold(pseudo + ones_sum(&l4));
                     if proto == 17 && c == 0 {
                         c = 0xffff;
                     }
@@ -192,7 +195,7 @@ impl Pkt {
                 h.extend(s.octets());
                 h.extend(d.octets());
                 h.extend(&self.ipv4_options);
-                let mut c = finish(sum(&h));
+                let mut c = fold(ones_sum(&h));
                 if self.bad_ip_checksum {
                     c ^= 0x0101;
                 }
@@ -203,12 +206,12 @@ impl Pkt {
             (IpAddr::V6(s), IpAddr::V6(d)) => {
                 if let Some(at) = csum_at {
                     let len = l4.len() as u64;
-                    let pseudo = sum(&s.octets())
-                        + sum(&d.octets())
+                    let pseudo = ones_sum(&s.octets())
+                        + ones_sum(&d.octets())
                         + (len >> 16)
                         + (len & 0xffff)
                         + u64::from(proto);
-                    let mut c = finish(pseudo + sum(&l4));
+                    let mut c = fold(pseudo + ones_sum(&l4));
                     if proto == 17 && c == 0 {
                         c = 0xffff;
                     }
@@ -398,17 +401,24 @@ pub fn icmp_error(src: &str, dst: &str, ty: u8, code: u8, quoted: &Pkt) -> Pkt {
     )
 }
 
-fn sum(data: &[u8]) -> u64 {
+/// Ones'-complement sum of 16-bit big-endian words (an odd last byte is padded with zero).
+pub fn ones_sum(data: &[u8]) -> u64 {
     data.chunks(2)
         .map(|c| u64::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
         .sum()
 }
 
-fn finish(mut acc: u64) -> u16 {
+/// Folds a ones'-complement sum to 16 bits and complements it: the checksum to store.
+pub fn fold(mut acc: u64) -> u16 {
     while acc >> 16 != 0 {
         acc = (acc & 0xffff) + (acc >> 16);
     }
     !(acc as u16)
+}
+
+/// Writes a big-endian `u16` at `at`.
+pub fn set16(f: &mut [u8], at: usize, v: u16) {
+    f[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 /// A tracker on a virtual clock (seconds).
