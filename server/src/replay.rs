@@ -235,7 +235,10 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u64, ReplayError> 
             "--- conntrack dump (n_conn={}) ---",
             tracker.connection_count()
         )?;
-        for entry in tracker.dump_all(&Filter::default(), now) {
+        // OVS prints in hash order; ctrack prints in creation order, which reads better.
+        let mut entries = tracker.dump_all(&Filter::default(), now);
+        entries.sort_by_key(|e| e.id);
+        for entry in entries {
             writeln!(out, "{}", ovs_format::dump_line(&entry, now))?;
         }
     }
