@@ -6,6 +6,7 @@
 //! * [`ovs_format`]: connections in OVS's `dpctl/dump-conntrack -m -s` line format.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod ovs_format;
 pub mod pcap;
 pub mod replay;
