@@ -409,8 +409,18 @@ fn icmp6_kind(icmp_type: u8, code: u8) -> IcmpKind {
     }
 }
 
-/// The type a query's answer carries (and vice versa).
-pub(crate) fn reverse_icmp4_type(t: u8) -> u8 {
+/// The type an ICMP (`nw_proto` 1) or ICMPv6 (58) query's answer carries, and vice versa:
+/// echo 8/0, timestamp 13/14, information 15/16, ICMPv6 echo 128/129. Other types map to
+/// themselves. This is the type the other direction of an ICMP connection's key carries.
+pub fn reverse_icmp_type(nw_proto: u8, t: u8) -> u8 {
+    match (nw_proto, t) {
+        (proto::ICMPV6, 128 | 129) => t ^ 1,
+        (proto::ICMPV6, _) => t,
+        _ => reverse_icmp4_type(t),
+    }
+}
+
+fn reverse_icmp4_type(t: u8) -> u8 {
     match t {
         8 => 0,
         0 => 8,

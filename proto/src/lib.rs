@@ -7,13 +7,20 @@
 #![forbid(unsafe_code)]
 
 /// The generated code of package `ctrack.v1`.
-#[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub, missing_debug_implementations)]
+#[allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    unreachable_pub,
+    missing_debug_implementations
+)]
 pub mod v1 {
     tonic::include_proto!("ctrack.v1");
 }
 
 /// The encoded `FileDescriptorSet` of every ctrack proto file, for server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/ctrack_descriptor.bin"));
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/ctrack_descriptor.bin"));
 
 /// Methods that change the daemon's state (allowed only to admin identities under mTLS), as
 /// gRPC paths.

@@ -7,6 +7,10 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+pub mod events;
+pub mod grpc;
 pub mod ovs_format;
 pub mod pcap;
+pub mod preload;
 pub mod replay;
+pub mod sweeper;

@@ -25,7 +25,7 @@ use ctrack_core::{
 };
 
 use crate::ovs_format;
-use crate::pcap::{LinkType, PcapError, PcapReader, sll_payload};
+use crate::pcap::{LinkType, PcapError, PcapReader, Record, sll_payload};
 
 /// Options of `ctrackd replay`.
 #[derive(Debug, Args)]
@@ -213,19 +213,7 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u64, ReplayError> 
                 wall
             }
         };
-        let frame = match record.link {
-            LinkType::Ethernet => Frame::Ethernet(record.data),
-            LinkType::LinuxSll | LinkType::LinuxSll2 => match sll_payload(record.link, record.data)
-            {
-                Some((ethertype, data)) => Frame::L3 { ethertype, data },
-                // Too short to hold the cooked header: not an IP packet.
-                None => Frame::L3 {
-                    ethertype: 0,
-                    data: &[],
-                },
-            },
-        };
-        let state: CtState = tracker.process(frame, args.zone, &opts, now);
+        let state: CtState = tracker.process(frame_of(&record), args.zone, &opts, now);
         packets += 1;
         writeln!(out, "{packets}: {state}")?;
     }
@@ -246,6 +234,21 @@ pub fn run(args: &ReplayArgs, out: &mut impl Write) -> Result<u64, ReplayError> 
     match failure {
         Some(e) => Err(e),
         None => Ok(packets),
+    }
+}
+
+/// The engine's view of a captured record.
+pub(crate) fn frame_of<'a>(record: &Record<'a>) -> Frame<'a> {
+    match record.link {
+        LinkType::Ethernet => Frame::Ethernet(record.data),
+        LinkType::LinuxSll | LinkType::LinuxSll2 => match sll_payload(record.link, record.data) {
+            Some((ethertype, data)) => Frame::L3 { ethertype, data },
+            // Too short to hold the cooked header: not an IP packet.
+            None => Frame::L3 {
+                ethertype: 0,
+                data: &[],
+            },
+        },
     }
 }
 
