@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod events;
 pub mod grpc;
+pub mod metrics;
 pub mod ovs_format;
 pub mod pcap;
 pub mod preload;

@@ -21,6 +21,7 @@ use tonic::transport::Channel;
 
 struct TestServer {
     tracker: Arc<Tracker>,
+    requests: Arc<grpc::RequestCounters>,
     clock: Clock,
     channel: Channel,
     stop: Option<oneshot::Sender<()>>,
@@ -59,6 +60,7 @@ async fn start(pcap: Option<&str>) -> TestServer {
     let hub = Arc::new(EventHub::new(Arc::clone(&tracker), 1024));
     let (hub_stop, hub_rx) = watch::channel(false);
     tokio::spawn(Arc::clone(&hub).run(hub_rx));
+    let requests = Arc::new(grpc::RequestCounters::default());
     let api = Arc::new(Api {
         tracker: Arc::clone(&tracker),
         clock,
@@ -66,6 +68,7 @@ async fn start(pcap: Option<&str>) -> TestServer {
         capture: Arc::new(NoCapture),
         config_toml: Arc::new(|s: &pb::Settings| format!("max_conns = {}\n", s.max_conns)),
         kick_sweeper: Arc::new(|| {}),
+        requests: Arc::clone(&requests),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -85,6 +88,7 @@ async fn start(pcap: Option<&str>) -> TestServer {
         .unwrap();
     TestServer {
         tracker,
+        requests,
         clock,
         channel,
         stop: Some(stop),
@@ -654,4 +658,63 @@ async fn health_follows_the_reporter() {
         got.status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+}
+
+#[tokio::test]
+async fn metrics_page_counts_requests_and_serves_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(Some("loopback.pcap")).await;
+    let mut policies = PoliciesClient::new(s.channel.clone());
+    let _ = policies
+        .get_policy(pb::GetPolicyRequest { id: 42 })
+        .await
+        .unwrap_err();
+    let _ = policies
+        .list_policies(pb::ListPoliciesRequest {})
+        .await
+        .unwrap();
+    assert_eq!(dump_all(&s, None).await.len(), 5);
+    let sources = ctrack_server::metrics::MetricsSources {
+        tracker: Arc::clone(&s.tracker),
+        capture: Arc::new(NoCapture),
+        sweep: Arc::default(),
+        requests: Arc::clone(&s.requests),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(ctrack_server::metrics::serve(listener, sources, async {
+        let _ = stopped.await;
+    }));
+    let get = |path: &'static str| async move {
+        let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+        c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut text = String::new();
+        c.read_to_string(&mut text).await.unwrap();
+        text
+    };
+    let page = get("/metrics").await;
+    assert!(page.starts_with("HTTP/1.1 200 OK"), "{page}");
+    assert!(page.contains("\nctrack_connections 5\n"), "{page}");
+    assert!(
+        page.contains("ctrack_protocol_connections{protocol=\"tcp\"} 2"),
+        "{page}"
+    );
+    assert!(page.contains("ctrack_grpc_requests_total{method=\"/ctrack.v1.Policies/GetPolicy\",code=\"NotFound\"} 1"), "{page}");
+    assert!(
+        page.contains(
+            "ctrack_grpc_requests_total{method=\"/ctrack.v1.Policies/ListPolicies\",code=\"Ok\"} 1"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "ctrack_grpc_requests_total{method=\"/ctrack.v1.ConnTrack/Dump\",code=\"Ok\"} 1"
+        ),
+        "{page}"
+    );
+    assert!(get("/other").await.starts_with("HTTP/1.1 404"));
+    let _ = stop.send(());
 }

@@ -10,6 +10,7 @@ mod conntrack;
 pub(crate) mod convert;
 mod limits;
 mod policies;
+mod record;
 mod system;
 
 use std::future::Future;
@@ -29,6 +30,7 @@ use crate::events::EventHub;
 pub use conntrack::ConnTrackService;
 pub use limits::LimitsService;
 pub use policies::PoliciesService;
+pub use record::{RecordLayer, RequestCounters};
 pub use system::SystemService;
 
 /// Capture counters as the API reports them.
@@ -61,6 +63,8 @@ pub struct Api {
     pub config_toml: Arc<dyn Fn(&pb::Settings) -> String + Send + Sync>,
     /// Wakes the sweeper (after the sweep interval changed).
     pub kick_sweeper: Arc<dyn Fn() + Send + Sync>,
+    /// Requests by method and status, for metrics.
+    pub requests: Arc<RequestCounters>,
 }
 
 impl std::fmt::Debug for Api {
@@ -136,6 +140,7 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     let max = limits.max_message_bytes;
+    let record = RecordLayer::new(Arc::clone(&api.requests));
     let conntrack =
         pb::conn_track_server::ConnTrackServer::new(ConnTrackService::new(Arc::clone(&api)))
             .max_decoding_message_size(max)
@@ -153,8 +158,8 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
         .timeout(limits.request_timeout)
         .load_shed(true)
         .concurrency_limit_per_connection(limits.max_concurrent_requests)
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            limits.max_concurrent_requests,
+        .layer(tower::ServiceBuilder::new().layer(record).layer(
+            tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests),
         ))
         .http2_keepalive_interval(Some(limits.keepalive))
         .http2_keepalive_timeout(Some(limits.keepalive))
