@@ -75,9 +75,16 @@ async fn start(pcap: Option<&str>) -> TestServer {
     let (reporter, health) = tonic_health::server::health_reporter();
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(async move {
-        grpc::serve(listener, api, health, grpc::Limits::default(), async {
-            let _ = stopped.await;
-        })
+        grpc::serve(
+            listener,
+            api,
+            health,
+            grpc::Limits::default(),
+            None,
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await
         .expect("server runs");
     });

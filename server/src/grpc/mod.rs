@@ -6,6 +6,7 @@
 //! (overload is `RESOURCE_EXHAUSTED` at once, never a queue), message size limits and HTTP/2
 //! keepalive.
 
+mod auth;
 mod conntrack;
 pub(crate) mod convert;
 mod limits;
@@ -27,6 +28,7 @@ use tonic::transport::Server;
 use crate::clock::Clock;
 use crate::events::EventHub;
 
+pub use auth::AdminOnlyLayer;
 pub use conntrack::ConnTrackService;
 pub use limits::LimitsService;
 pub use policies::PoliciesService;
@@ -129,6 +131,7 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
     api: Arc<Api>,
     health: tonic_health::pb::health_server::HealthServer<H>,
     limits: Limits,
+    tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
@@ -154,13 +157,24 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
     let system = pb::system_server::SystemServer::new(SystemService::new(api))
         .max_decoding_message_size(max)
         .max_encoding_message_size(max);
-    Server::builder()
+    let mut builder = Server::builder();
+    let mut admin = None;
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls.config)?;
+        admin = tls.admins.map(AdminOnlyLayer::new);
+    }
+    builder
         .timeout(limits.request_timeout)
         .load_shed(true)
         .concurrency_limit_per_connection(limits.max_concurrent_requests)
-        .layer(tower::ServiceBuilder::new().layer(record).layer(
-            tower::limit::GlobalConcurrencyLimitLayer::new(limits.max_concurrent_requests),
-        ))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(record)
+                .option_layer(admin)
+                .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+                    limits.max_concurrent_requests,
+                )),
+        )
         .http2_keepalive_interval(Some(limits.keepalive))
         .http2_keepalive_timeout(Some(limits.keepalive))
         .add_service(health)
@@ -173,6 +187,16 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await?;
     Ok(())
+}
+
+/// TLS for the gRPC server.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    /// Certificate, key and (for mutual TLS) the client CA.
+    pub config: tonic::transport::ServerTlsConfig,
+    /// With mutual TLS: the client identities (certificate DNS names) allowed to call
+    /// mutating RPCs. `None` without client authentication.
+    pub admins: Option<Vec<String>>,
 }
 
 /// Why the server stopped.
