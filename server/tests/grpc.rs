@@ -725,3 +725,59 @@ async fn metrics_page_counts_requests_and_serves_http() {
     assert!(get("/other").await.starts_with("HTTP/1.1 404"));
     let _ = stop.send(());
 }
+
+#[tokio::test]
+async fn serves_on_a_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("ctrack-grpc-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ctrack.sock");
+    let _ = std::fs::remove_file(&path);
+    let tracker = Arc::new(Tracker::default());
+    let hub = Arc::new(EventHub::new(Arc::clone(&tracker), 16));
+    let api = Arc::new(Api {
+        tracker: Arc::clone(&tracker),
+        clock: Clock::start(),
+        hub,
+        capture: Arc::new(NoCapture),
+        config_toml: Arc::new(|_: &pb::Settings| String::new()),
+        kick_sweeper: Arc::new(|| {}),
+        requests: Arc::default(),
+    });
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let (_reporter, health) = tonic_health::server::health_reporter();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        grpc::serve(
+            grpc::Listener::Unix(listener),
+            api,
+            health,
+            grpc::Limits::default(),
+            None,
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+    });
+    let sock = path.clone();
+    let channel = tonic::transport::Endpoint::from_static("http://localhost")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let sock = sock.clone();
+            async move {
+                tokio::net::UnixStream::connect(sock)
+                    .await
+                    .map(hyper_util::rt::TokioIo::new)
+            }
+        }))
+        .await
+        .unwrap();
+    let settings = SystemClient::new(channel)
+        .get_settings(pb::GetSettingsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(settings.max_conns, tracker.max_conns());
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use ctrack_core::Tracker;
 use ctrack_proto::v1 as pb;
-use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
+use tokio::net::{TcpListener, UnixListener};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 use tonic::Status;
 use tonic::transport::Server;
 
@@ -127,13 +127,14 @@ pub const SERVICE_NAMES: [&str; 4] = [
 /// `tonic_health::server::health_reporter()`; the caller keeps the reporter and marks the
 /// services SERVING once capture runs.
 pub async fn serve<H: tonic_health::pb::health_server::Health>(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     api: Arc<Api>,
     health: tonic_health::pb::health_server::HealthServer<H>,
     limits: Limits,
     tls: Option<Tls>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let listener = listener.into();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ctrack_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -163,7 +164,7 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
         builder = builder.tls_config(tls.config)?;
         admin = tls.admins.map(AdminOnlyLayer::new);
     }
-    builder
+    let router = builder
         .timeout(limits.request_timeout)
         .load_shed(true)
         .concurrency_limit_per_connection(limits.max_concurrent_requests)
@@ -183,10 +184,35 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
         .add_service(conntrack)
         .add_service(limits_svc)
         .add_service(policies)
-        .add_service(system)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .add_service(system);
+    match listener {
+        Listener::Tcp(l) => {
+            router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(l), shutdown)
+                .await?
+        }
+        Listener::Unix(l) => {
+            router
+                .serve_with_incoming_shutdown(UnixListenerStream::new(l), shutdown)
+                .await?
+        }
+    }
     Ok(())
+}
+
+/// Where the API listens.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP socket.
+    Tcp(TcpListener),
+    /// A Unix-domain socket (never TLS: access is governed by the socket file's permissions).
+    Unix(UnixListener),
+}
+
+impl From<TcpListener> for Listener {
+    fn from(l: TcpListener) -> Self {
+        Self::Tcp(l)
+    }
 }
 
 /// TLS for the gRPC server.
