@@ -503,9 +503,15 @@ async fn policies_set_get_list_bind_delete() {
 /// A UDP frame 10.0.0.1:1000 -> 10.0.0.2:53 with a valid IPv4 header checksum and a zero
 /// (absent) UDP checksum.
 fn udp_frame() -> Vec<u8> {
+    udp_frame_from(1, 1000)
+}
+
+/// A UDP frame from 10.0.(host >> 8).(host & 0xff):`sport` to 10.0.0.2:53.
+fn udp_frame_from(host: u16, sport: u16) -> Vec<u8> {
+    let [hi, lo] = host.to_be_bytes();
     let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
     let mut ip = vec![
-        0x45, 0, 0, 33, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        0x45, 0, 0, 33, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, hi, lo, 10, 0, 0, 2,
     ];
     let mut sum: u32 = ip
         .chunks(2)
@@ -516,8 +522,76 @@ fn udp_frame() -> Vec<u8> {
     }
     ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
     f.extend(ip);
-    f.extend([0x03, 0xe8, 0, 53, 0, 13, 0, 0, b'h', b'e', b'l', b'l', b'o']);
+    f.extend(sport.to_be_bytes());
+    f.extend([0, 53, 0, 13, 0, 0, b'h', b'e', b'l', b'l', b'o']);
     f
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_dump_of_100k_connections_while_packets_flow() {
+    let s = start(None).await;
+    let opts = ProcessOptions {
+        verify_checksums: false,
+        ..ProcessOptions::default()
+    };
+    for i in 0..100_000u32 {
+        let frame = udp_frame_from((i / 50_000 + 1) as u16, (i % 50_000 + 1) as u16);
+        s.tracker
+            .process(Frame::Ethernet(&frame), 0, &opts, s.clock.now());
+    }
+    assert_eq!(s.tracker.connection_count(), 100_000);
+    // Packets keep flowing on another thread: new flows (from another host) and old ones.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (tracker, clock, flag) = (Arc::clone(&s.tracker), s.clock, Arc::clone(&stop));
+    let writer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let new = udp_frame_from(9, (n % 60_000 + 1) as u16);
+            tracker.process(Frame::Ethernet(&new), 0, &opts, clock.now());
+            let old = udp_frame_from(1, (n % 50_000 + 1) as u16);
+            tracker.process(Frame::Ethernet(&old), 0, &opts, clock.now());
+            n += 2;
+        }
+        n
+    });
+    let mut stream = ConnTrackClient::new(s.channel.clone())
+        .dump(pb::DumpRequest {
+            filter: None,
+            batch_size: 1000,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ids = Vec::new();
+    let mut batches = 0;
+    while let Some(batch) = stream.message().await.unwrap() {
+        batches += 1;
+        ids.extend(
+            batch
+                .connections
+                .iter()
+                .filter(|c| c.orig.as_ref().unwrap().src != "10.0.0.9")
+                .map(|c| c.id),
+        );
+        // A slow reader: the server must not stall packet processing meanwhile.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let packets = writer.join().unwrap();
+    assert!(batches >= 100, "streamed in batches ({batches})");
+    let before = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), before, "no connection twice");
+    assert_eq!(
+        ids.len(),
+        100_000,
+        "every connection present throughout was dumped"
+    );
+    assert!(
+        packets > 1000,
+        "packets kept flowing during the dump ({packets})"
+    );
 }
 
 #[tokio::test]
