@@ -134,8 +134,8 @@ pub struct GrpcConfig {
     pub insecure: bool,
     /// Server certificate and key, and the CA that client certificates must chain to (mTLS).
     pub tls: Option<TlsFiles>,
-    /// Client certificate names (SAN DNS names or CN) allowed to change settings; needs
-    /// `tls.client_ca`. Empty: every client may.
+    /// Client certificate DNS names (subject alternative names) allowed to change state; needs
+    /// `tls.client_ca`. Empty: no client may (a read-only API).
     pub admin_identities: Vec<String>,
     /// Deadline of one request (default 10 s).
     pub request_timeout: Duration,
@@ -438,7 +438,7 @@ pub struct DaemonArgs {
     /// CA that client certificates must chain to (mTLS) [env: CTRACK_TLS_CLIENT_CA]
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
-    /// Client certificate name (SAN or CN) allowed to change settings; repeatable
+    /// Client certificate DNS name (subject alternative name) allowed to change state; repeatable
     /// [env: CTRACK_ADMIN_IDENTITIES, comma separated]
     #[arg(long = "admin-identity", value_name = "NAME", value_parser = parse_identity)]
     pub admin_identities: Vec<String>,

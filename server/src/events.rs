@@ -30,13 +30,29 @@ pub enum HubItem {
 pub struct EventHub {
     tracker: Arc<Tracker>,
     tx: broadcast::Sender<HubItem>,
+    /// Turns true when the daemon shuts down: open streams end.
+    closing: watch::Sender<bool>,
 }
 
 impl EventHub {
     /// A hub whose per-watcher buffer holds `capacity` items.
     pub fn new(tracker: Arc<Tracker>, capacity: usize) -> Self {
         let (tx, _) = broadcast::channel(capacity.max(16));
-        Self { tracker, tx }
+        Self {
+            tracker,
+            tx,
+            closing: watch::channel(false).0,
+        }
+    }
+
+    /// Turns true when the daemon shuts down; every open stream (watch or dump) ends then.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Tells every open stream to end.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// A new watcher's receiver; turns the engine's events on.
@@ -55,9 +71,10 @@ impl EventHub {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {}
             }
             if *shutdown.borrow() {
+                self.close();
                 return;
             }
             let listening = self.tx.receiver_count() > 0;

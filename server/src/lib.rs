@@ -8,8 +8,10 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod events;
 pub mod grpc;
+pub mod live;
 pub mod metrics;
 pub mod ovs_format;
 pub mod pcap;

@@ -28,6 +28,21 @@ pub struct SweepMetrics {
     pub last_micros: AtomicU64,
 }
 
+/// Wakes the sweeper (cheap to clone, usable from any thread).
+#[derive(Debug, Clone)]
+pub struct Kicker {
+    control: Arc<(Mutex<Control>, Condvar)>,
+}
+
+impl Kicker {
+    /// Makes the sweeper run a pass now.
+    pub fn kick(&self) {
+        let (lock, cvar) = &*self.control;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).kicked = true;
+        cvar.notify_all();
+    }
+}
+
 /// A running sweeper thread.
 #[derive(Debug)]
 pub struct Sweeper {
@@ -79,9 +94,14 @@ impl Sweeper {
 
     /// Makes the sweeper run a pass now (for example after the interval changed).
     pub fn kick(&self) {
-        let (lock, cvar) = &*self.control;
-        lock.lock().unwrap_or_else(PoisonError::into_inner).kicked = true;
-        cvar.notify_all();
+        self.kicker().kick();
+    }
+
+    /// A handle that can kick the sweeper from anywhere.
+    pub fn kicker(&self) -> Kicker {
+        Kicker {
+            control: Arc::clone(&self.control),
+        }
     }
 
     /// The sweeper's timing figures.

@@ -90,9 +90,10 @@ impl pb::conn_track_server::ConnTrack for ConnTrackService {
         // was taken by the transport, so a slow reader holds at most two batches in memory.
         let (tx, rx) = mpsc::channel(1);
         let api = Arc::clone(&self.api);
+        let closing = api.hub.closing();
         tokio::spawn(async move {
             let mut cursor = DumpCursor::default();
-            while !cursor.is_done() {
+            while !cursor.is_done() && !*closing.borrow() {
                 let now = api.clock.now();
                 let entries = api.tracker.dump(&filter, now, &mut cursor, batch);
                 if entries.is_empty() {
@@ -118,11 +119,16 @@ impl pb::conn_track_server::ConnTrack for ConnTrackService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let filter = convert::filter("filter", request.into_inner().filter)?;
         let mut events = self.api.hub.subscribe();
+        let mut closing = self.api.hub.closing();
         let (tx, rx) = mpsc::channel(64);
         let api = Arc::clone(&self.api);
         tokio::spawn(async move {
             loop {
-                let message = match events.recv().await {
+                let received = tokio::select! {
+                    r = events.recv() => r,
+                    _ = closing.wait_for(|c| *c) => return,
+                };
+                let message = match received {
                     Ok(HubItem::Event(e)) => {
                         if !filter.matches(&e.entry) {
                             continue;
