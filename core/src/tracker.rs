@@ -873,6 +873,11 @@ impl Tracker {
         self.events.set_enabled(on);
     }
 
+    /// Events dropped so far because the queue was full.
+    pub fn events_dropped(&self) -> u64 {
+        self.events.dropped()
+    }
+
     /// Moves up to `max` queued events into `out`; returns how many.
     pub fn drain_events(&self, out: &mut Vec<Event>, max: usize) -> usize {
         self.events.drain(out, max)

@@ -65,7 +65,7 @@ impl EventHub {
     /// Drains and broadcasts until `shutdown` turns true.
     pub async fn run(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
         let mut buf = Vec::with_capacity(DRAIN_MAX);
-        let mut seen_dropped = self.tracker.stats().events_dropped;
+        let mut seen_dropped = self.tracker.events_dropped();
         let mut tick = tokio::time::interval(DRAIN_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -81,7 +81,7 @@ impl EventHub {
             self.tracker.set_events_enabled(listening);
             buf.clear();
             self.tracker.drain_events(&mut buf, DRAIN_MAX);
-            let dropped = self.tracker.stats().events_dropped;
+            let dropped = self.tracker.events_dropped();
             if listening {
                 if dropped > seen_dropped {
                     let _ = self.tx.send(HubItem::Lost(dropped - seen_dropped));
