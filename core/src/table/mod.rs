@@ -15,7 +15,7 @@
 pub(crate) mod raw;
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crossbeam_epoch::Guard;
 use parking_lot::{Mutex, MutexGuard};
@@ -93,16 +93,19 @@ impl ZoneTable {
     }
 }
 
-/// Every zone's table, allocated on first use and kept until the tracker is dropped.
+/// Every zone's table, allocated on first use and kept until the tracker is dropped. A bitmap
+/// of the zones that have a table lets whole-table walks skip the 65,536 slots quickly.
 #[derive(Debug)]
 pub(crate) struct ZoneDir {
     zones: Box<[OnceLock<Box<ZoneTable>>]>,
+    present: Box<[AtomicU64]>,
 }
 
 impl ZoneDir {
     pub(crate) fn new() -> Self {
         Self {
             zones: (0..=u16::MAX).map(|_| OnceLock::new()).collect(),
+            present: (0..1024).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -111,19 +114,32 @@ impl ZoneDir {
     }
 
     pub(crate) fn get_or_create(&self, zone: u16) -> &ZoneTable {
-        self.zones[usize::from(zone)].get_or_init(|| Box::new(ZoneTable::new()))
+        let table = self.zones[usize::from(zone)].get_or_init(|| {
+            self.present[usize::from(zone / 64)].fetch_or(1 << (zone % 64), Ordering::Release);
+            Box::new(ZoneTable::new())
+        });
+        table
     }
 
     /// Zones that have a table, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u16, &ZoneTable)> {
-        self.zones
-            .iter()
-            .enumerate()
-            .filter_map(|(z, t)| t.get().map(|t| (z as u16, &**t)))
+        self.present.iter().enumerate().flat_map(move |(word, bits)| {
+            let mut bits = bits.load(Ordering::Acquire);
+            let zones = std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let bit = bits.trailing_zeros();
+                bits &= bits - 1;
+                Some((word * 64) as u16 + bit as u16)
+            });
+            // A bit is set just before its table is stored: skip a table still being made.
+            zones.filter_map(|zone| self.get(zone).map(|t| (zone, t)))
+        })
     }
 
     /// Frees every connection still indexed (tracker drop).
-    pub(crate) fn free_all(&mut self, freed: &std::sync::atomic::AtomicU64) {
+    pub(crate) fn free_all(&mut self, freed: &AtomicU64) {
         for t in self.zones.iter_mut().filter_map(OnceLock::get_mut) {
             t.index.free_all(freed);
         }
