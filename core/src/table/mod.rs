@@ -114,28 +114,30 @@ impl ZoneDir {
     }
 
     pub(crate) fn get_or_create(&self, zone: u16) -> &ZoneTable {
-        let table = self.zones[usize::from(zone)].get_or_init(|| {
+        self.zones[usize::from(zone)].get_or_init(|| {
             self.present[usize::from(zone / 64)].fetch_or(1 << (zone % 64), Ordering::Release);
             Box::new(ZoneTable::new())
-        });
-        table
+        })
     }
 
     /// Zones that have a table, in order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u16, &ZoneTable)> {
-        self.present.iter().enumerate().flat_map(move |(word, bits)| {
-            let mut bits = bits.load(Ordering::Acquire);
-            let zones = std::iter::from_fn(move || {
-                if bits == 0 {
-                    return None;
-                }
-                let bit = bits.trailing_zeros();
-                bits &= bits - 1;
-                Some((word * 64) as u16 + bit as u16)
-            });
-            // A bit is set just before its table is stored: skip a table still being made.
-            zones.filter_map(|zone| self.get(zone).map(|t| (zone, t)))
-        })
+        self.present
+            .iter()
+            .enumerate()
+            .flat_map(move |(word, bits)| {
+                let mut bits = bits.load(Ordering::Acquire);
+                let zones = std::iter::from_fn(move || {
+                    if bits == 0 {
+                        return None;
+                    }
+                    let bit = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    Some((word * 64) as u16 + bit as u16)
+                });
+                // A bit is set just before its table is stored: skip a table still being made.
+                zones.filter_map(|zone| self.get(zone).map(|t| (zone, t)))
+            })
     }
 
     /// Frees every connection still indexed (tracker drop).
