@@ -275,9 +275,9 @@ pub struct CaptureSection {
     /// Reject packets whose L4 checksum is wrong (off for live capture: with checksum offload
     /// the kernel hands out outgoing packets before their checksum is filled in).
     pub verify_checksums: bool,
-    /// Packets a worker handles between checks of its stop flag and counters (default 32).
+    /// Frames a capture worker hands to the engine at once (default 32).
     pub batch: usize,
-    /// Bytes read per frame; longer frames are truncated (default 65536, 128..=262144).
+    /// Bytes read per frame; longer frames are truncated (default 65600: a 64 KiB TSO/GSO segment with its Ethernet header fits; 128..=262144).
     pub snaplen: usize,
 }
 
@@ -289,7 +289,7 @@ impl Default for CaptureSection {
             rcvbuf_bytes: 8 * MIB,
             verify_checksums: false,
             batch: 32,
-            snaplen: 65_536,
+            snaplen: 65_600,
         }
     }
 }
@@ -2112,7 +2112,7 @@ mod tests {
         assert_eq!(c.capture.rcvbuf_bytes, 8 << 20);
         assert!(!c.capture.verify_checksums);
         assert_eq!(c.capture.batch, 32);
-        assert_eq!(c.capture.snaplen, 65_536);
+        assert_eq!(c.capture.snaplen, 65_600);
         assert_eq!(c.conntrack.max_conns, 3_000_000);
         assert_eq!(c.conntrack.default_zone_limit, None);
         assert!(c.conntrack.zone_limits.is_empty());

@@ -4,8 +4,13 @@
 //!   `test-conntrack pcap`, offline analysis).
 //! * [`pcap`]: a streaming reader of pcap and pcapng files.
 //! * [`ovs_format`]: connections in OVS's `dpctl/dump-conntrack -m -s` line format.
-#![forbid(unsafe_code)]
+//! * [`daemon`], [`config`], [`live`], [`capture`], [`sweeper`], [`events`], [`grpc`],
+//!   [`metrics`]: the daemon.
+//!
+//! All `unsafe` code of this crate (socket system calls) is in `capture::sys`.
+#![deny(unsafe_code)]
 
+pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod daemon;
