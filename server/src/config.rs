@@ -566,7 +566,11 @@ pub fn env_snapshot() -> HashMap<String, String> {
 pub fn unrecognized_env_vars(env: &HashMap<String, String>) -> Vec<String> {
     let mut names: Vec<String> = env
         .keys()
-        .filter(|key| key.starts_with(ENV_PREFIX) && !ENV_VARS.contains(&key.as_str()))
+        .filter(|key| {
+            key.starts_with(ENV_PREFIX)
+                && !ENV_VARS.contains(&key.as_str())
+                && !CLIENT_ENV_VARS.contains(&key.as_str())
+        })
         .cloned()
         .collect();
     names.sort();
@@ -1923,6 +1927,9 @@ const ENV_LOG: &str = "CTRACK_LOG";
 const ENV_PRELOAD: &str = "CTRACK_PRELOAD";
 
 /// Every variable [`Config::load`] reads.
+/// Variables of `ctrackctl`, which shares the prefix: not typos of the daemon's.
+const CLIENT_ENV_VARS: [&str; 1] = ["CTRACK_SERVER"];
+
 const ENV_VARS: [&str; 19] = [
     ENV_CONFIG,
     ENV_GRPC_LISTEN,

@@ -855,3 +855,35 @@ async fn serves_on_a_unix_socket() {
     server.await.unwrap().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn preload_ages_entries_as_if_the_capture_just_ended() {
+    // timeouts.pcap spans 403 s; at its end only two connections are alive (OVS's own dump of
+    // it, tests/fixtures/conformance/timeouts-dump.out): UDP with 57 s left, TCP with 86400 s.
+    let s = start(Some("timeouts.pcap")).await;
+    let all = dump_all(&s, None).await;
+    assert_eq!(all.len(), 2, "{all:?}");
+    let udp = all.iter().find(|c| c.protocol == 17).unwrap();
+    assert!(
+        udp.timeout_ms > 55_000 && udp.timeout_ms <= 57_000,
+        "{}",
+        udp.timeout_ms
+    );
+    assert_eq!(udp.orig.as_ref().unwrap().src_port, 300);
+    let tcp = all.iter().find(|c| c.protocol == 6).unwrap();
+    assert!(
+        tcp.timeout_ms > 86_398_000 && tcp.timeout_ms <= 86_400_000,
+        "{}",
+        tcp.timeout_ms
+    );
+    assert!(
+        tcp.age_ms >= 2_000,
+        "created 2 s before the end of the capture: {}",
+        tcp.age_ms
+    );
+    assert_eq!(
+        s.tracker.connection_count(),
+        8,
+        "expired ones still counted until swept"
+    );
+}

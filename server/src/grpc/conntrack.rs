@@ -142,7 +142,7 @@ impl pb::conn_track_server::ConnTrack for ConnTrackService {
                         pb::watch_response::Message::Event(pb::ConnectionEvent {
                             kind: Some(kind),
                             connection: Some(convert::connection(&e.entry, api.clock.now())),
-                            at_ms: e.at.as_millis(),
+                            at_ms: api.clock.since_start(e.at),
                         })
                     }
                     Ok(HubItem::Lost(n)) => {
