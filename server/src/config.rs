@@ -52,6 +52,8 @@ pub struct Config {
     pub grpc: GrpcConfig,
     /// The Prometheus endpoint.
     pub metrics: MetricsConfig,
+    /// A plaintext `grpc.health.v1`-only endpoint, for kubelet gRPC probes.
+    pub health: HealthConfig,
     /// Packet capture.
     pub capture: CaptureSection,
     /// The engine's limits and timers.
@@ -73,6 +75,7 @@ impl Default for Config {
         Self {
             grpc: GrpcConfig::default(),
             metrics: MetricsConfig::default(),
+            health: HealthConfig::default(),
             capture: CaptureSection::default(),
             conntrack: ConntrackSection::default(),
             policies: BTreeMap::new(),
@@ -232,7 +235,16 @@ impl Default for MetricsConfig {
     }
 }
 
-/// The metrics address as the environment and `--metrics-listen` give it: `IP:PORT` or `off`.
+/// The health-only endpoint's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HealthConfig {
+    /// Where to serve `grpc.health.v1` alone, in plaintext (health carries nothing secret), so
+    /// that kubelet gRPC probes work while the API itself requires mutual TLS; `None`
+    /// (default) disables it.
+    pub listen: Option<SocketAddr>,
+}
+
+/// An address as the environment and flags give it: `IP:PORT` or `off`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MetricsListen(pub Option<SocketAddr>);
 
@@ -254,7 +266,7 @@ impl FromStr for MetricsListen {
         }
         text.parse().map(|addr| Self(Some(addr))).map_err(|_| {
             InvalidValue(format!(
-                "{text:?} is not a metrics address (expected IP:PORT, such as 127.0.0.1:9100, \
+                "{text:?} is not an address (expected IP:PORT, such as 127.0.0.1:9100, \
                  or off)"
             ))
         })
@@ -445,6 +457,10 @@ pub struct DaemonArgs {
     /// Prometheus address, IP:PORT or off [default: 127.0.0.1:9100] [env: CTRACK_METRICS_LISTEN]
     #[arg(long, value_name = "ADDR|off")]
     pub metrics_listen: Option<MetricsListen>,
+    /// Plaintext health-only gRPC address for probes, IP:PORT or off [default: off]
+    /// [env: CTRACK_HEALTH_LISTEN]
+    #[arg(long, value_name = "ADDR|off")]
+    pub health_listen: Option<MetricsListen>,
     /// Interface to capture on, with its zone; repeatable [default: every interface that is up,
     /// except loopback] [env: CTRACK_INTERFACES, comma separated]
     #[arg(long = "interface", value_name = "NAME[:ZONE]")]
@@ -714,6 +730,7 @@ impl Builder {
         let RawFile {
             grpc,
             metrics,
+            health,
             capture,
             conntrack,
             policies,
@@ -733,6 +750,15 @@ impl Builder {
                 .0;
             self.origins
                 .insert(METRICS_LISTEN, file.origin(METRICS_LISTEN));
+        }
+        if let Some(RawMetrics { listen }) = health
+            && let Some(listen) = listen
+        {
+            self.config.health.listen = file
+                .check(HEALTH_LISTEN, listen.parse::<MetricsListen>())?
+                .0;
+            self.origins
+                .insert(HEALTH_LISTEN, file.origin(HEALTH_LISTEN));
         }
         if let Some(capture) = capture {
             self.apply_file_capture(capture, &file)?;
@@ -988,6 +1014,11 @@ impl Builder {
             self.origins
                 .insert(ADMIN_IDENTITIES, origin(ENV_ADMIN_IDENTITIES));
         }
+        if let Some(listen) = env_parse(env, ENV_HEALTH_LISTEN, str::parse::<MetricsListen>)? {
+            self.config.health.listen = listen.0;
+            self.origins
+                .insert(HEALTH_LISTEN, origin(ENV_HEALTH_LISTEN));
+        }
         if let Some(listen) = env_parse(env, ENV_METRICS_LISTEN, str::parse::<MetricsListen>)? {
             self.config.metrics.listen = listen.0;
             self.origins
@@ -1047,6 +1078,7 @@ impl Builder {
             tls_client_ca,
             admin_identities,
             metrics_listen,
+            health_listen,
             interfaces,
             workers,
             rcvbuf,
@@ -1090,6 +1122,11 @@ impl Builder {
             self.config.metrics.listen = listen.0;
             self.origins
                 .insert(METRICS_LISTEN, Origin::Flag("--metrics-listen"));
+        }
+        if let Some(listen) = health_listen {
+            self.config.health.listen = listen.0;
+            self.origins
+                .insert(HEALTH_LISTEN, Origin::Flag("--health-listen"));
         }
         if !interfaces.is_empty() {
             let merged = merge_interfaces(&self.known_interfaces, interfaces);
@@ -1227,6 +1264,20 @@ impl Builder {
                 format!("metrics ({metrics_addr}) and gRPC ({grpc_addr}) would share a port"),
             ));
         }
+        if let Some(health_addr) = config.health.listen {
+            let grpc_port = match &grpc.listen {
+                Listen::Tcp(a) => Some(*a),
+                Listen::Unix(_) => None,
+            };
+            for (other, name) in [(grpc_port, "gRPC"), (config.metrics.listen, "metrics")] {
+                if let Some(addr) = other.filter(|a| same_port(*a, health_addr)) {
+                    return Err(conflict(
+                        HEALTH_LISTEN,
+                        format!("health ({health_addr}) and {name} ({addr}) would share a port"),
+                    ));
+                }
+            }
+        }
         Ok(config)
     }
 }
@@ -1238,6 +1289,7 @@ impl Builder {
 struct RawFile {
     grpc: Option<RawGrpc>,
     metrics: Option<RawMetrics>,
+    health: Option<RawMetrics>,
     capture: Option<RawCapture>,
     conntrack: Option<RawConntrack>,
     #[serde(default)]
@@ -1434,6 +1486,7 @@ impl fmt::Display for Rendered<'_> {
         let Config {
             grpc,
             metrics,
+            health,
             capture,
             conntrack,
             policies,
@@ -1491,6 +1544,13 @@ impl fmt::Display for Rendered<'_> {
             f,
             "listen = {}",
             quote(&MetricsListen(metrics.listen).to_string())
+        )?;
+
+        writeln!(f, "\n[health]")?;
+        writeln!(
+            f,
+            "listen = {}",
+            quote(&MetricsListen(health.listen).to_string())
         )?;
 
         writeln!(f, "\n[capture]")?;
@@ -1904,6 +1964,7 @@ const TLS_KEY: &str = "grpc.tls.key";
 const TLS_CLIENT_CA: &str = "grpc.tls.client_ca";
 const ADMIN_IDENTITIES: &str = "grpc.admin_identities";
 const METRICS_LISTEN: &str = "metrics.listen";
+const HEALTH_LISTEN: &str = "health.listen";
 
 const ENV_PREFIX: &str = "CTRACK_";
 const ENV_CONFIG: &str = "CTRACK_CONFIG";
@@ -1914,6 +1975,7 @@ const ENV_TLS_KEY: &str = "CTRACK_TLS_KEY";
 const ENV_TLS_CLIENT_CA: &str = "CTRACK_TLS_CLIENT_CA";
 const ENV_ADMIN_IDENTITIES: &str = "CTRACK_ADMIN_IDENTITIES";
 const ENV_METRICS_LISTEN: &str = "CTRACK_METRICS_LISTEN";
+const ENV_HEALTH_LISTEN: &str = "CTRACK_HEALTH_LISTEN";
 const ENV_INTERFACES: &str = "CTRACK_INTERFACES";
 const ENV_WORKERS: &str = "CTRACK_WORKERS";
 const ENV_RCVBUF: &str = "CTRACK_RCVBUF";
@@ -1930,7 +1992,7 @@ const ENV_PRELOAD: &str = "CTRACK_PRELOAD";
 /// Variables of `ctrackctl`, which shares the prefix: not typos of the daemon's.
 const CLIENT_ENV_VARS: [&str; 1] = ["CTRACK_SERVER"];
 
-const ENV_VARS: [&str; 19] = [
+const ENV_VARS: [&str; 20] = [
     ENV_CONFIG,
     ENV_GRPC_LISTEN,
     ENV_INSECURE,
@@ -1939,6 +2001,7 @@ const ENV_VARS: [&str; 19] = [
     ENV_TLS_CLIENT_CA,
     ENV_ADMIN_IDENTITIES,
     ENV_METRICS_LISTEN,
+    ENV_HEALTH_LISTEN,
     ENV_INTERFACES,
     ENV_WORKERS,
     ENV_RCVBUF,
@@ -2053,6 +2116,9 @@ mod tests {
                 keepalive_interval: Duration::ZERO,
             },
             metrics: MetricsConfig { listen: None },
+            health: HealthConfig {
+                listen: Some("0.0.0.0:50052".parse().unwrap()),
+            },
             capture: CaptureSection {
                 interfaces: vec![
                     InterfaceConfig {
@@ -2363,7 +2429,7 @@ mod tests {
             (
                 "CTRACK_METRICS_LISTEN",
                 "none",
-                "\"none\" is not a metrics address",
+                "\"none\" is not an address",
             ),
             (
                 "CTRACK_INTERFACES",
@@ -2496,10 +2562,7 @@ mod tests {
                 &["--listen", "nowhere"],
                 "\"nowhere\" is not a listen address",
             ),
-            (
-                &["--metrics-listen", "on"],
-                "\"on\" is not a metrics address",
-            ),
+            (&["--metrics-listen", "on"], "\"on\" is not an address"),
             (&["--interface", "eth0:x"], "zone \"x\" is not a number"),
             (
                 &["--interface", "this-name-is-too-long"],
@@ -2889,7 +2952,7 @@ mod tests {
             ),
             (
                 "[metrics]\nlisten = \"9100\"",
-                "config: metrics.listen: \"9100\" is not a metrics address",
+                "config: metrics.listen: \"9100\" is not an address",
             ),
             (
                 "[capture]\ninterfaces = [{ name = \"eth 0\" }]",

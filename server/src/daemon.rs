@@ -164,6 +164,10 @@ async fn bind_grpc(listen: &Listen) -> Result<grpc::Listener, DaemonError> {
     }
 }
 
+/// The health service name that is SERVING for as long as the process runs (liveness), while
+/// `""` and the API's services follow capture (readiness).
+pub const LIVENESS_SERVICE: &str = "liveness";
+
 async fn set_health(reporter: &tonic_health::server::HealthReporter, serving: bool) {
     let status = if serving {
         tonic_health::ServingStatus::Serving
@@ -262,6 +266,23 @@ pub async fn run(
     });
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, false).await;
+    reporter
+        .set_service_status(LIVENESS_SERVICE, tonic_health::ServingStatus::Serving)
+        .await;
+    let (health_only_stop, health_only_stopped) = oneshot::channel::<()>();
+    if let Some(addr) = config.health.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Listen {
+                what: "health",
+                addr: addr.to_string(),
+                source,
+            })?;
+        info!(listen = %addr, "plaintext health endpoint up");
+        tokio::spawn(grpc::serve_health_only(listener, health.clone(), async {
+            let _ = health_only_stopped.await;
+        }));
+    }
     let limits = grpc::Limits {
         request_timeout: config.grpc.request_timeout,
         max_concurrent_requests: config.grpc.max_concurrent_requests,
@@ -339,6 +360,7 @@ pub async fn run(
     let _ = hub_task.await;
     let _ = grpc_stop.send(());
     let _ = metrics_stop.send(());
+    let _ = health_only_stop.send(());
     if outcome.is_ok()
         && tokio::time::timeout_at(deadline, &mut server)
             .await

@@ -47,12 +47,13 @@ async fn connect(port: u16) -> tonic::transport::Channel {
 
 #[tokio::test]
 async fn preloaded_daemon_serves_then_exits_on_sigterm() {
-    let (grpc_port, metrics_port) = (free_port(), free_port());
+    let (grpc_port, metrics_port, health_port) = (free_port(), free_port(), free_port());
     let mut daemon = Daemon(
         Command::new(env!("CARGO_BIN_EXE_ctrackd"))
             .args(["--preload", &fixture("loopback.pcap")])
             .args(["--listen", &format!("127.0.0.1:{grpc_port}")])
             .args(["--metrics-listen", &format!("127.0.0.1:{metrics_port}")])
+            .args(["--health-listen", &format!("127.0.0.1:{health_port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -76,6 +77,24 @@ async fn preloaded_daemon_serves_then_exits_on_sigterm() {
         assert!(Instant::now() < deadline, "never SERVING: {status:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The plaintext health-only endpoint reports the same status, and serves nothing else.
+    let health_only = connect(health_port).await;
+    let status = tonic_health::pb::health_client::HealthClient::new(health_only.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ctrack.v1.ConnTrack".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(
+        status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    let refused = pb::system_client::SystemClient::new(health_only)
+        .get_settings(pb::GetSettingsRequest {})
+        .await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::Unimplemented);
     let mut dump = pb::conn_track_client::ConnTrackClient::new(channel.clone())
         .dump(pb::DumpRequest {
             filter: None,

@@ -270,7 +270,7 @@ fn user_is_the_images_and_consistent() {
 fn ports_are_the_ones_the_config_listens_on() {
     let d = Deployment::load();
     // Written out in ctrack.toml, not left to the defaults (which are loopback only).
-    for section in ["grpc", "metrics"] {
+    for section in ["grpc", "metrics", "health"] {
         assert!(
             d.raw[section].get("listen").is_some(),
             "ctrack.toml sets {section}.listen"
@@ -278,7 +278,12 @@ fn ports_are_the_ones_the_config_listens_on() {
     }
     let grpc = d.grpc_addr();
     let metrics = d.metrics_addr();
-    for addr in [grpc, metrics] {
+    let health = d
+        .config
+        .health
+        .listen
+        .expect("the health-only endpoint is on");
+    for addr in [grpc, metrics, health] {
         assert!(
             addr.ip().is_unspecified(),
             "{addr}: every node address, so the kubelet and clients reach it"
@@ -286,13 +291,18 @@ fn ports_are_the_ones_the_config_listens_on() {
     }
     assert_eq!(d.port("grpc"), i64::from(grpc.port()));
     assert_eq!(d.port("metrics"), i64::from(metrics.port()));
+    assert_eq!(d.port("health"), i64::from(health.port()));
     let ports = list_of(&d.container()["ports"], "ports");
-    assert_eq!(ports.len(), 2, "only the gRPC and metrics ports");
+    assert_eq!(ports.len(), 3, "only the gRPC, metrics and health ports");
 
     let (_, exposed) = image_user_and_ports();
     assert_eq!(
         exposed,
-        BTreeSet::from([i64::from(grpc.port()), i64::from(metrics.port())]),
+        BTreeSet::from([
+            i64::from(grpc.port()),
+            i64::from(metrics.port()),
+            i64::from(health.port())
+        ]),
         "the Dockerfile EXPOSEs the same ports"
     );
 
@@ -327,54 +337,51 @@ fn ports_are_the_ones_the_config_listens_on() {
     );
 }
 
-/// The readiness probe's shell command for a metrics endpoint on `port`.
-fn readiness_script(port: u16) -> String {
-    format!(
-        r"exec 3<>/dev/tcp/127.0.0.1/{port} && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && grep -q '^ctrack_capture_up{{.*}} 1$' <&3"
-    )
-}
-
 #[test]
-fn probes_read_the_metrics_because_the_api_requires_client_certificates() {
+fn probes_are_native_grpc_on_the_plaintext_health_endpoint() {
     let d = Deployment::load();
-    // The kubelet's gRPC probe speaks plaintext and has no client certificate: against this
-    // API port it could never succeed, so no probe may use it.
+    // The API requires client certificates, which the kubelet's gRPC probe cannot present;
+    // the daemon's health-only endpoint ([health] listen) serves grpc.health.v1 in plaintext.
     let tls = d.config.grpc.tls.as_ref().expect("the API uses TLS");
     assert!(
         tls.client_ca.is_some(),
         "the API requires client certificates"
     );
     assert!(!d.config.grpc.insecure);
+    let health = d
+        .config
+        .health
+        .listen
+        .expect("the health-only endpoint is on");
+    assert_ne!(health.port(), d.grpc_addr().port());
+    assert_eq!(d.port("health"), i64::from(health.port()));
     let container = d.container();
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        for handler in ["grpc", "tcpSocket"] {
+    for probe in ["livenessProbe", "readinessProbe"] {
+        let grpc = &container[probe]["grpc"];
+        assert!(!grpc.is_badvalue(), "{probe} is a native gRPC probe");
+        assert_eq!(
+            d.probe_port(&grpc["port"]),
+            i64::from(health.port()),
+            "{probe} port"
+        );
+        for other in ["httpGet", "exec", "tcpSocket"] {
             assert!(
-                container[probe][handler].is_badvalue(),
-                "{probe} does not use {handler}"
+                container[probe][other].is_badvalue(),
+                "{probe} uses only grpc"
             );
         }
     }
-    let metrics = d.metrics_addr().port();
-
-    // Liveness: the daemon's runtime answers HTTP on the metrics port.
-    let liveness = &container["livenessProbe"]["httpGet"];
-    assert_eq!(str_of(&liveness["path"], "path"), "/metrics");
-    assert_eq!(d.probe_port(&liveness["port"]), i64::from(metrics));
-    assert!(
-        liveness["scheme"].is_badvalue() || liveness["scheme"].as_str() == Some("HTTP"),
-        "plain HTTP"
-    );
-
-    // Readiness: capture runs (what grpc.health.v1 reports as SERVING), read from the metrics
-    // by bash and grep, both in debian:bookworm-slim.
-    let readiness = strings(
-        &container["readinessProbe"]["exec"]["command"],
-        "readinessProbe.exec.command",
-    );
+    // Liveness asks for the service that is SERVING while the process runs; readiness for the
+    // overall status, which follows capture.
     assert_eq!(
-        readiness,
-        ["/bin/bash", "-c", readiness_script(metrics).as_str()]
+        str_of(
+            &container["livenessProbe"]["grpc"]["service"],
+            "livenessProbe.grpc.service"
+        ),
+        ctrack_server::daemon::LIVENESS_SERVICE
     );
+    let readiness_service = &container["readinessProbe"]["grpc"]["service"];
+    assert!(readiness_service.is_badvalue() || readiness_service.as_str() == Some(""));
     assert!(
         container["startupProbe"].is_badvalue(),
         "no startup probe: capture starts at once"

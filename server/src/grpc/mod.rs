@@ -200,6 +200,23 @@ pub async fn serve<H: tonic_health::pb::health_server::Health>(
     Ok(())
 }
 
+/// Serves `grpc.health.v1` alone, in plaintext, on `listener` until `shutdown` completes: for
+/// kubelet gRPC probes when the API itself requires mutual TLS. Health status is not secret.
+pub async fn serve_health_only<H: tonic_health::pb::health_server::Health>(
+    listener: TcpListener,
+    health: tonic_health::pb::health_server::HealthServer<H>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    Server::builder()
+        .timeout(Duration::from_secs(5))
+        .concurrency_limit_per_connection(8)
+        .load_shed(true)
+        .add_service(health)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
 /// Where the API listens.
 #[derive(Debug)]
 pub enum Listener {
