@@ -7,10 +7,9 @@ use std::process::Command;
 use std::sync::Arc;
 
 use ctrack_core::{ProcessOptions, Tracker};
-use ctrack_proto::v1 as pb;
 use ctrack_server::clock::Clock;
 use ctrack_server::events::EventHub;
-use ctrack_server::grpc::{self, Api, NoCapture};
+use ctrack_server::grpc::{self, Api};
 use tokio::sync::oneshot;
 
 fn available(program: &str, args: &[&str]) -> bool {
@@ -49,15 +48,8 @@ async fn start() -> (
         .join("../tests/fixtures/conformance/loopback.pcap");
     ctrack_server::preload::preload(&tracker, &pcap, &ProcessOptions::default(), 0, clock.now())
         .unwrap();
-    let api = Arc::new(Api {
-        hub: Arc::new(EventHub::new(Arc::clone(&tracker), 16)),
-        tracker,
-        clock,
-        capture: Arc::new(NoCapture),
-        config_toml: Arc::new(|_: &pb::Settings| String::new()),
-        kick_sweeper: Arc::new(|| {}),
-        requests: Arc::default(),
-    });
+    let hub = Arc::new(EventHub::new(Arc::clone(&tracker), 16));
+    let api = Arc::new(Api::standalone(tracker, clock, hub));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (reporter, health) = tonic_health::server::health_reporter();

@@ -62,13 +62,15 @@ async fn start(pcap: Option<&str>) -> TestServer {
     tokio::spawn(Arc::clone(&hub).run(hub_rx));
     let requests = Arc::new(grpc::RequestCounters::default());
     let api = Arc::new(Api {
-        tracker: Arc::clone(&tracker),
-        clock,
-        hub,
-        capture: Arc::new(NoCapture),
-        config_toml: Arc::new(|s: &pb::Settings| format!("max_conns = {}\n", s.max_conns)),
-        kick_sweeper: Arc::new(|| {}),
+        config_toml: Arc::new(|s: &pb::Settings| {
+            format!(
+                "max_conns = {}
+",
+                s.max_conns
+            )
+        }),
         requests: Arc::clone(&requests),
+        ..Api::standalone(Arc::clone(&tracker), clock, hub)
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -808,15 +810,7 @@ async fn serves_on_a_unix_socket() {
     let _ = std::fs::remove_file(&path);
     let tracker = Arc::new(Tracker::default());
     let hub = Arc::new(EventHub::new(Arc::clone(&tracker), 16));
-    let api = Arc::new(Api {
-        tracker: Arc::clone(&tracker),
-        clock: Clock::start(),
-        hub,
-        capture: Arc::new(NoCapture),
-        config_toml: Arc::new(|_: &pb::Settings| String::new()),
-        kick_sweeper: Arc::new(|| {}),
-        requests: Arc::default(),
-    });
+    let api = Arc::new(Api::standalone(Arc::clone(&tracker), Clock::start(), hub));
     let listener = tokio::net::UnixListener::bind(&path).unwrap();
     let (_reporter, health) = tonic_health::server::health_reporter();
     let (stop, stopped) = oneshot::channel::<()>();

@@ -7,7 +7,7 @@ use ctrack_core::Tracker;
 use ctrack_proto::v1 as pb;
 use ctrack_server::clock::Clock;
 use ctrack_server::events::EventHub;
-use ctrack_server::grpc::{self, Api, NoCapture, Tls};
+use ctrack_server::grpc::{self, Api, Tls};
 use pb::conn_track_client::ConnTrackClient;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tokio::sync::{oneshot, watch};
@@ -60,15 +60,7 @@ async fn start(pki: &Pki) -> Server {
     let hub = Arc::new(EventHub::new(Arc::clone(&tracker), 64));
     let (hub_stop, hub_rx) = watch::channel(false);
     tokio::spawn(Arc::clone(&hub).run(hub_rx));
-    let api = Arc::new(Api {
-        tracker: Arc::clone(&tracker),
-        clock: Clock::start(),
-        hub,
-        capture: Arc::new(NoCapture),
-        config_toml: Arc::new(|_: &pb::Settings| String::new()),
-        kick_sweeper: Arc::new(|| {}),
-        requests: Arc::default(),
-    });
+    let api = Arc::new(Api::standalone(Arc::clone(&tracker), Clock::start(), hub));
     let (cert, key) = pki.issue(&["localhost"]);
     let tls = Tls {
         config: ServerTlsConfig::new()

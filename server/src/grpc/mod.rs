@@ -69,6 +69,27 @@ pub struct Api {
     pub requests: Arc<RequestCounters>,
 }
 
+impl Api {
+    /// An API over `tracker` alone: no capture, no sweeper to wake, and `GetConfig` showing only
+    /// the run-time settings (embedding the engine, tests). Fields can be replaced afterwards.
+    pub fn standalone(tracker: Arc<Tracker>, clock: Clock, hub: Arc<EventHub>) -> Self {
+        Self {
+            tracker,
+            clock,
+            hub,
+            capture: Arc::new(NoCapture),
+            config_toml: Arc::new(|s: &pb::Settings| {
+                format!(
+                    "max_conns = {}\nsweep_interval_ms = {}\ntcp_seq_check = {}\n",
+                    s.max_conns, s.sweep_interval_ms, s.tcp_seq_check
+                )
+            }),
+            kick_sweeper: Arc::new(|| {}),
+            requests: Arc::default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api")
