@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::conn::{Conn, Counters};
 use crate::key::ConnKey;
-use crate::l4::{L4State, TcpPeerInfo};
+use crate::l4::{IcmpState, L4State, TcpPeerInfo};
 use crate::policy::PolicyId;
 use crate::time::Tick;
 
@@ -54,7 +54,7 @@ impl ConnEntry {
         let state = conn.state.lock();
         let proto = match &state.l4 {
             L4State::Icmp(s) => ProtoInfo::Icmp {
-                reply_seen: s.name() == "REPLY",
+                reply_seen: *s == IcmpState::Reply,
             },
             L4State::Other(s) => ProtoInfo::Other { state: s.name() },
             L4State::Tcp(t) => {

@@ -22,12 +22,4 @@ impl IcmpState {
             Self::Reply => (Update::Valid, TimeoutAttr::IcmpReply),
         }
     }
-
-    /// The state's name for dumps.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Self::First => "FIRST",
-            Self::Reply => "REPLY",
-        }
-    }
 }
