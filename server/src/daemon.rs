@@ -73,6 +73,9 @@ pub enum DaemonError {
     /// The gRPC server failed.
     #[error("{0}")]
     Serve(#[from] grpc::ServeError),
+    /// A task of the daemon panicked or was cancelled.
+    #[error("internal task failed: {0}")]
+    Task(String),
     /// A thread could not be started.
     #[error("cannot start the {what} thread: {source}")]
     Thread {
@@ -201,7 +204,7 @@ pub async fn run(
         let zone = config.capture.interfaces.first().map_or(0, |i| i.zone);
         let report = tokio::task::spawn_blocking(move || preload(&t, &path, &opts, zone, now))
             .await
-            .map_err(|e| DaemonError::Capture(format!("preload task failed: {e}")))??;
+            .map_err(|e| DaemonError::Task(format!("preload: {e}")))??;
         info!(
             packets = report.packets,
             connections = tracker.connection_count(),
@@ -341,7 +344,7 @@ pub async fn run(
     tokio::pin!(server);
     let outcome = tokio::select! {
         () = shutdown => Ok(()),
-        result = &mut server => result.map_err(|e| DaemonError::Capture(format!("gRPC task failed: {e}")))?.map_err(DaemonError::from),
+        result = &mut server => result.map_err(|e| DaemonError::Task(format!("gRPC server: {e}")))?.map_err(DaemonError::from),
     };
     info!("shutting down");
     let _ = health_stop.send(true);

@@ -13,6 +13,8 @@
 //! or on an interface without addresses) injected on B's end with an AF_PACKET socket. The only
 //! addresses used are 10.201.0.1/24 (A) and 10.201.0.2/24 (B), inside the namespaces.
 
+mod netns;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpListener, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
@@ -34,7 +36,7 @@ const B_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 2);
 
 #[test]
 fn captures_icmp_udp_tcp_and_vlan_zones_on_a_veth() {
-    if !can_run() {
+    if !netns::can_run("the capture tests") {
         return;
     }
     let ns = Namespaces::new("t");
@@ -44,7 +46,7 @@ fn captures_icmp_udp_tcp_and_vlan_zones_on_a_veth() {
 
 #[test]
 fn picks_up_an_interface_created_after_start() {
-    if !can_run() {
+    if !netns::can_run("the capture tests") {
         return;
     }
     let ns = Namespaces::new("l");
@@ -53,7 +55,7 @@ fn picks_up_an_interface_created_after_start() {
 
 #[test]
 fn deleted_interface_goes_down_while_the_other_keeps_working() {
-    if !can_run() {
+    if !netns::can_run("the capture tests") {
         return;
     }
     let ns = Namespaces::new("d");
@@ -64,7 +66,7 @@ fn deleted_interface_goes_down_while_the_other_keeps_working() {
 
 #[test]
 fn counts_truncated_frames() {
-    if !can_run() {
+    if !netns::can_run("the capture tests") {
         return;
     }
     let ns = Namespaces::new("s");
@@ -74,10 +76,10 @@ fn counts_truncated_frames() {
 
 #[test]
 fn refuses_to_start_without_cap_net_raw() {
-    if !can_run() {
+    if !netns::can_run("the capture tests") {
         return;
     }
-    if !tool_exists("setpriv") {
+    if !netns::tool_exists("setpriv") {
         println!("skipped: setpriv (util-linux) is not installed");
         return;
     }
@@ -230,13 +232,13 @@ fn inner_picks_up_an_interface_created_after_start() {
     }
 
     let created = Instant::now();
-    ip(&[
+    netns::ip(&[
         "link", "add", "late0", "type", "veth", "peer", "name", "late1", "netns", &ns_b,
     ]);
-    ip(&["addr", "add", "10.201.0.1/24", "dev", "late0"]);
-    ip(&["link", "set", "late0", "up"]);
-    ip(&["-n", &ns_b, "addr", "add", "10.201.0.2/24", "dev", "late1"]);
-    ip(&["-n", &ns_b, "link", "set", "late1", "up"]);
+    netns::ip(&["addr", "add", "10.201.0.1/24", "dev", "late0"]);
+    netns::ip(&["link", "set", "late0", "up"]);
+    netns::ip(&["-n", &ns_b, "addr", "add", "10.201.0.2/24", "dev", "late1"]);
+    netns::ip(&["-n", &ns_b, "link", "set", "late1", "up"]);
 
     // The first retry comes 1 s after start, the next 2 s later.
     wait_for("late0 up", Duration::from_secs(8), || {
@@ -256,7 +258,7 @@ fn inner_picks_up_an_interface_created_after_start() {
     });
 
     // Administratively down, then up again: down while it is down, captured again after.
-    ip(&["link", "set", "late0", "down"]);
+    netns::ip(&["link", "set", "late0", "down"]);
     wait_for("late0 down", Duration::from_secs(3), || {
         matches!(capture.stats()[0].state, InterfaceState::Down { .. }).then_some(())
     });
@@ -267,7 +269,7 @@ fn inner_picks_up_an_interface_created_after_start() {
         }
         other => panic!("expected down, got {other:?}"),
     }
-    ip(&["link", "set", "late0", "up"]);
+    netns::ip(&["link", "set", "late0", "up"]);
     wait_for("late0 up again", Duration::from_secs(8), || {
         (capture.stats()[0].state == InterfaceState::Up).then_some(())
     });
@@ -318,7 +320,7 @@ fn inner_deleted_interface_goes_down_while_the_other_keeps_working() {
     });
 
     let deleted = clock.now();
-    ip(&["link", "del", "two0"]);
+    netns::ip(&["link", "del", "two0"]);
     let last_error = wait_for("two0 down", Duration::from_secs(3), || {
         match capture.stats().remove(1).state {
             InterfaceState::Down { since, last_error } if since >= deleted => Some(last_error),
@@ -341,11 +343,11 @@ fn inner_deleted_interface_goes_down_while_the_other_keeps_working() {
     assert!(after > before, "one0 kept capturing ({before} -> {after})");
 
     // The interface comes back: capture resumes on its own.
-    ip(&[
+    netns::ip(&[
         "link", "add", "two0", "type", "veth", "peer", "name", "two1", "netns", &ns_b,
     ]);
-    ip(&["link", "set", "two0", "up"]);
-    ip(&["-n", &ns_b, "link", "set", "two1", "up"]);
+    netns::ip(&["link", "set", "two0", "up"]);
+    netns::ip(&["-n", &ns_b, "link", "set", "two1", "up"]);
     wait_for("two0 up again", Duration::from_secs(10), || {
         (capture.stats()[1].state == InterfaceState::Up && capture.running_workers() == 4)
             .then_some(())
@@ -453,39 +455,6 @@ for arg in sys.argv[2:]:
     p.send(eth + struct.pack('!H', 0x0800) + ip + udp)
 "#;
 
-fn can_run() -> bool {
-    if !is_root() {
-        println!("skipped: capture tests need root (network namespaces, AF_PACKET)");
-        return false;
-    }
-    for tool in ["ip", "python3"] {
-        if !tool_exists(tool) {
-            println!("skipped: {tool} is not installed");
-            return false;
-        }
-    }
-    true
-}
-
-/// Effective uid 0, read from /proc (no libc call needed).
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("Uid:"))?;
-            Some(line.split_whitespace().nth(2)? == "0")
-        })
-        .unwrap_or(false)
-}
-
-fn tool_exists(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// The namespace B's name when running as an inner test, else `None` (after a skip line).
 fn inner_env() -> Option<String> {
     if std::env::var_os(INNER_ENV).is_none() {
@@ -537,8 +506,8 @@ impl Namespaces {
             b: format!("ctcap-b-{pid}-{tag}"),
         };
         for name in [&ns.a, &ns.b] {
-            ip(&["netns", "add", name]);
-            ip(&["-n", name, "link", "set", "lo", "up"]);
+            netns::ip(&["netns", "add", name]);
+            netns::ip(&["-n", name, "link", "set", "lo", "up"]);
         }
         ns
     }
@@ -546,16 +515,16 @@ impl Namespaces {
     /// A veth pair `in_a` (in A) - `in_b` (in B), both up; with `addresses`, 10.201.0.1/24 on
     /// A's end and 10.201.0.2/24 on B's.
     fn veth(&self, in_a: &str, in_b: &str, addresses: bool) {
-        ip(&[
+        netns::ip(&[
             "link", "add", in_a, "netns", &self.a, "type", "veth", "peer", "name", in_b, "netns",
             &self.b,
         ]);
         if addresses {
-            ip(&["-n", &self.a, "addr", "add", "10.201.0.1/24", "dev", in_a]);
-            ip(&["-n", &self.b, "addr", "add", "10.201.0.2/24", "dev", in_b]);
+            netns::ip(&["-n", &self.a, "addr", "add", "10.201.0.1/24", "dev", in_a]);
+            netns::ip(&["-n", &self.b, "addr", "add", "10.201.0.2/24", "dev", in_b]);
         }
-        ip(&["-n", &self.a, "link", "set", in_a, "up"]);
-        ip(&["-n", &self.b, "link", "set", in_b, "up"]);
+        netns::ip(&["-n", &self.a, "link", "set", in_a, "up"]);
+        netns::ip(&["-n", &self.b, "link", "set", in_b, "up"]);
     }
 
     /// Runs the inner test `test` of this binary inside namespace A.
@@ -578,16 +547,6 @@ impl Drop for Namespaces {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
     }
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 fn py_command(ns: &str, script: &str, args: &[&str]) -> Command {

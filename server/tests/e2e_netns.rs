@@ -11,6 +11,8 @@
 //! started and deletes both namespaces (and with them the veths) when the test ends, panics
 //! included. Without root the test prints a skip line and passes.
 
+mod netns;
+
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -127,7 +129,7 @@ for seq in range(first, first + count):
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_tracks_live_traffic_between_namespaces() {
-    if !can_run() {
+    if !netns::can_run("the end-to-end namespace test") {
         return;
     }
     let started = Instant::now();
@@ -416,8 +418,8 @@ impl Env {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
         for ns in [&env.ns_a, &env.ns_b] {
-            ip(&["netns", "add", ns]);
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            netns::ip(&["netns", "add", ns]);
+            netns::ip(&["-n", ns, "link", "set", "lo", "up"]);
             // No IPv6 chatter (router and neighbour solicitations) on the pair. Best effort:
             // the kernel may have no IPv6 at all.
             let _ = Command::new("ip")
@@ -429,7 +431,7 @@ impl Env {
                 .stderr(Stdio::null())
                 .status();
         }
-        ip(&[
+        netns::ip(&[
             "link", "add", "cte-a0", "netns", &env.ns_a, "type", "veth", "peer", "name", "cte-b0",
             "netns", &env.ns_b,
         ]);
@@ -437,9 +439,9 @@ impl Env {
             (&env.ns_a, "cte-a0", "10.202.0.1/24"),
             (&env.ns_b, "cte-b0", "10.202.0.2/24"),
         ];
-        let ethtool = tool_exists("ethtool");
+        let ethtool = netns::tool_exists("ethtool");
         for (ns, dev, addr) in ends {
-            ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+            netns::ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
             if ethtool {
                 // Best effort: offloads off (live capture checks no L4 checksum anyway).
                 let _ = Command::new("ip")
@@ -448,7 +450,7 @@ impl Env {
                     .args(["gso", "off", "gro", "off"])
                     .output();
             }
-            ip(&["-n", ns, "link", "set", dev, "up"]);
+            netns::ip(&["-n", ns, "link", "set", dev, "up"]);
         }
         env
     }
@@ -554,43 +556,6 @@ impl Drop for Env {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
-
-fn can_run() -> bool {
-    let uid = Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
-    if uid != "0" {
-        println!("skipped: the end-to-end namespace test needs root (uid {uid:?})");
-        return false;
-    }
-    for tool in ["ip", "python3"] {
-        if !tool_exists(tool) {
-            println!("skipped: {tool} is not installed");
-            return false;
-        }
-    }
-    true
-}
-
-fn tool_exists(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Runs a python script in namespace `ns` and checks it succeeded.
 fn py_in(ns: &str, script: &str, args: &[&str]) -> Output {
